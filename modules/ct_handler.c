@@ -1,0 +1,166 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_handler.c: one CONNECT, as numbered steps.  Every check that needs
+ * only the request (target syntax, AllowCONNECT, ProxyBlock names) runs
+ * before DNS, so a forbidden port is a 403 even for a name that does not
+ * resolve, and nothing about a refused target leaves the machine.
+ */
+
+#include "apr_strings.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+
+#include "ct_private.h"
+#include "ct_config.h"
+#include "ct_target.h"
+#include "ct_origin.h"
+#include "ct_relay.h"
+#include "ct_report.h"
+#include "ct_handler.h"
+
+/* Per-request settings derived once from the configuration. */
+typedef struct {
+    apr_interval_time_t timeout;    /* connect and idle */
+    apr_size_t bufsize;
+} ct_settings;
+
+static void settings(request_rec *r, proxy_server_conf *pconf,
+                     ct_settings *s)
+{
+    core_server_config *core = ap_get_core_module_config(
+                                   r->server->module_config);
+
+    s->timeout = pconf->timeout_set ? pconf->timeout : r->server->timeout;
+    s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
+                                           : CT_DEFAULT_BUFFER_SIZE;
+    /* One pass above FlushMaxThreshold would make the core write block. */
+    if (core->flush_max_threshold > 0
+        && s->bufsize > core->flush_max_threshold) {
+        s->bufsize = core->flush_max_threshold;
+    }
+}
+
+/* Step 1: the request-target, strictly (400). */
+static int check_target(request_rec *r, const char *url, ct_target *t)
+{
+    ct_target_status st = ct_target_parse(r->pool, url, t);
+
+    if (st != CT_TARGET_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00010)
+                      "bad CONNECT target '%.*s': %s", 255, url,
+                      ct_target_reason(st));
+        return HTTP_BAD_REQUEST;
+    }
+    return OK;
+}
+
+/* Step 2: AllowCONNECT and ProxyBlock by name, before any DNS (403). */
+static int check_policy(request_rec *r, proxy_server_conf *pconf,
+                        const ct_target *t)
+{
+    ct_server_conf *conf = ap_get_module_config(r->server->module_config,
+                                                &connect_tunnel_module);
+
+    if (!ct_conf_port_allowed(conf, t->port)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00011)
+                      "tunnel to '%.*s' refused: port %hu is not in "
+                      "AllowCONNECT", 255, t->host, t->port);
+        return HTTP_FORBIDDEN;
+    }
+    if (ap_proxy_checkproxyblock2(r, pconf, t->host, NULL) != OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00012)
+                      "tunnel to '%.*s' refused: name matches ProxyBlock",
+                      255, t->host);
+        return HTTP_FORBIDDEN;
+    }
+    return OK;
+}
+
+/*
+ * Step 4: the 2xx, in the request's HTTP version, on the connection
+ * filters so that it is encrypted for a TLS client and turned into HEADERS
+ * for an HTTP/2 one.  No Content-Length or Transfer-Encoding (RFC 9110).
+ */
+static apr_status_t send_established(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    apr_status_t rv;
+
+    rv = apr_brigade_printf(bb, NULL, NULL,
+                            "HTTP/1.%d 200 Connection Established" CRLF
+                            "Proxy-agent: %s" CRLF CRLF,
+                            r->proto_num >= HTTP_VERSION(1, 1) ? 1 : 0,
+                            ap_get_server_banner());
+    if (rv == APR_SUCCESS) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+        rv = ap_pass_brigade(c->output_filters, bb);
+    }
+    apr_brigade_destroy(bb);
+    return rv;
+}
+
+/* Steps 5 and 6: relay until the tunnel ends, then account for it. */
+static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
+                  ct_origin *o)
+{
+    const char *target = ct_origin_authority(r->pool, t);
+    ct_tunnel *tunnel;
+    apr_status_t rv;
+    ct_end end;
+
+    rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->timeout);
+    if (rv == APR_SUCCESS) {
+        rv = ct_tunnel_prime_client(tunnel, o->early, o->early_len);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00013)
+                      "setting up the tunnel to %s failed", target);
+        r->connection->aborted = 1;
+        return;
+    }
+    end = ct_tunnel_run(tunnel);
+    if (end == CT_END_CLIENT_ERROR) {
+        /* Nothing more can reach this client; skip the lingering close. */
+        r->connection->aborted = 1;
+    }
+    ct_report_end(r, target, tunnel, end, s->timeout);
+}
+
+int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
+                      const char *url, const char *proxyname,
+                      apr_port_t proxyport)
+{
+    ct_settings s;
+    ct_target t;
+    ct_origin o;
+    apr_status_t rv;
+    int rc;
+
+    settings(r, pconf, &s);
+    /* 1. target syntax, 2. policy, 3. origin */
+    if ((rc = check_target(r, url, &t)) != OK
+        || (rc = check_policy(r, pconf, &t)) != OK
+        || (rc = ct_origin_open(r, pconf, &t, proxyname, proxyport,
+                                s.timeout, &o)) != OK) {
+        return rc;
+    }
+    ct_report_connected(r, o.local_port, o.addr);
+    /* 4. the 200 */
+    rv = send_established(r);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00014)
+                      "client left before the tunnel was established");
+        r->connection->aborted = 1;
+    }
+    else {
+        /* 5. relay, 6. report */
+        relay(r, &s, &t, &o);
+    }
+    /* The origin is closed at once: no lingering in the worker. */
+    apr_socket_close(o.sock);
+    return OK;
+}

@@ -1,0 +1,260 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_origin.c: resolving and dialling the next hop.
+ *
+ * Unlike stock, a failure never falls back to something else: a dead
+ * upstream proxy is a 502 (not a silent direct connection), and a refusal
+ * by the upstream is answered as our own error, never relayed as raw bytes
+ * the client would take for a tunnel.  DNS failure, refusal and timeout
+ * each have their own status and log tag.
+ */
+
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include "http_protocol.h"
+#include "http_request.h"
+
+#include "ct_private.h"
+#include "ct_origin.h"
+
+/* Outcome of trying every address of the next hop. */
+typedef enum {
+    CT_DIAL_OK = 0,
+    CT_DIAL_REFUSED,
+    CT_DIAL_TIMEOUT
+} ct_dial;
+
+static int fail(request_rec *r, int status, const char *why)
+{
+    apr_table_setn(r->notes, "error-notes", ap_escape_html(r->pool, why));
+    apr_table_setn(r->notes, "verbose-error-to", "*");
+    return status;
+}
+
+const char *ct_origin_authority(apr_pool_t *p, const ct_target *t)
+{
+    if (t->kind == CT_HOST_IPV6) {
+        return apr_psprintf(p, "[%s]:%hu", t->host, t->port);
+    }
+    return apr_psprintf(p, "%s:%hu", t->host, t->port);
+}
+
+static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
+                             apr_sockaddr_t *addr,
+                             apr_interval_time_t timeout,
+                             apr_socket_t **sock)
+{
+    apr_status_t rv;
+
+    rv = apr_socket_create(sock, addr->family, SOCK_STREAM, APR_PROTO_TCP,
+                           r->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* Interactive traffic goes through tunnels: never delay small writes. */
+    rv = apr_socket_opt_set(*sock, APR_TCP_NODELAY, 1);
+    if (rv == APR_SUCCESS && pconf->recv_buffer_size > 0) {
+        rv = apr_socket_opt_set(*sock, APR_SO_RCVBUF,
+                                (apr_int32_t)pconf->recv_buffer_size);
+    }
+    if (rv == APR_SUCCESS && pconf->source_address
+        && pconf->source_address->family == addr->family) {
+        rv = apr_socket_bind(*sock, pconf->source_address);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_timeout_set(*sock, timeout);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_connect(*sock, addr);
+    }
+    if (rv != APR_SUCCESS) {
+        apr_socket_close(*sock);
+        *sock = NULL;
+    }
+    return rv;
+}
+
+/* Try the addresses in resolver order; remember whether any timed out. */
+static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
+                    apr_sockaddr_t *addrs, apr_interval_time_t timeout,
+                    ct_origin *o)
+{
+    apr_sockaddr_t *addr;
+    apr_status_t rv;
+    int timed_out = 0;
+
+    for (addr = addrs; addr != NULL; addr = addr->next) {
+        rv = dial_one(r, pconf, addr, timeout, &o->sock);
+        if (rv == APR_SUCCESS) {
+            o->addr = addr;
+            return CT_DIAL_OK;
+        }
+        timed_out |= APR_STATUS_IS_TIMEUP(rv);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00020)
+                      "connect to %pI failed%s", addr,
+                      addr->next ? ", trying the next address" : "");
+    }
+    return timed_out ? CT_DIAL_TIMEOUT : CT_DIAL_REFUSED;
+}
+
+static int check_blocked_addresses(request_rec *r, proxy_server_conf *pconf,
+                                   const char *host, apr_sockaddr_t *addrs)
+{
+    if (ap_proxy_checkproxyblock2(r, pconf, host, addrs) != OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00021)
+                      "tunnel to '%.*s' refused: an address it resolves "
+                      "to is listed in ProxyBlock", 255, host);
+        return fail(r, HTTP_FORBIDDEN,
+                    "The destination is blocked by this proxy.");
+    }
+    return OK;
+}
+
+/* Ask the upstream proxy for a tunnel to t; returns OK when it says 2xx. */
+static int upstream_request(request_rec *r, const ct_target *t, ct_origin *o)
+{
+    const char *creds = apr_table_get(r->notes, "proxy-basic-creds");
+    const char *authority = ct_origin_authority(r->pool, t);
+    const char *req;
+    apr_size_t len;
+    apr_status_t rv;
+
+    req = apr_pstrcat(r->pool, "CONNECT ", authority, " HTTP/1.1" CRLF
+                      "Host: ", authority, CRLF,
+                      creds ? "Proxy-Authorization: " : "",
+                      creds ? creds : "", creds ? CRLF : "",
+                      "Proxy-agent: ", ap_get_server_banner(), CRLF CRLF,
+                      NULL);
+    len = strlen(req);
+    rv = apr_socket_send(o->sock, req, &len);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00022)
+                      "sending CONNECT to upstream proxy %s failed",
+                      o->upstream);
+        return fail(r, HTTP_BAD_GATEWAY,
+                    "The upstream proxy could not be reached.");
+    }
+    return OK;
+}
+
+/* Read the upstream's reply head; keep whatever follows it. */
+static int upstream_reply(request_rec *r, ct_origin *o, int *status)
+{
+    char *buf = apr_palloc(r->pool, CT_UPSTREAM_HEAD_MAX + 1);
+    apr_size_t have = 0, len;
+    apr_status_t rv;
+    char *end = NULL;
+
+    while (end == NULL && have < CT_UPSTREAM_HEAD_MAX) {
+        len = CT_UPSTREAM_HEAD_MAX - have;
+        rv = apr_socket_recv(o->sock, buf + have, &len);
+        if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && len > 0)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00023)
+                          "no complete reply from upstream proxy %s",
+                          o->upstream);
+            return fail(r, APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT
+                                                    : HTTP_BAD_GATEWAY,
+                        "The upstream proxy did not answer.");
+        }
+        have += len;
+        buf[have] = '\0';
+        end = strstr(buf, CRLF CRLF);
+    }
+    if (end == NULL || strncmp(buf, "HTTP/1.", 7) != 0
+        || !apr_isdigit(buf[7]) || buf[8] != ' '
+        || !apr_isdigit(buf[9]) || !apr_isdigit(buf[10])
+        || !apr_isdigit(buf[11])) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00024)
+                      "malformed reply from upstream proxy %s", o->upstream);
+        return fail(r, HTTP_BAD_GATEWAY,
+                    "The upstream proxy sent a malformed reply.");
+    }
+    *status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    end += 4;
+    o->early = end;
+    o->early_len = have - (apr_size_t)(end - buf);
+    return OK;
+}
+
+static int upstream_handshake(request_rec *r, const ct_target *t,
+                              ct_origin *o)
+{
+    int rc, status = 0;
+
+    if ((rc = upstream_request(r, t, o)) != OK
+        || (rc = upstream_reply(r, o, &status)) != OK) {
+        return rc;
+    }
+    if (status < 200 || status > 299) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00025)
+                      "upstream proxy %s refused the tunnel to %s with "
+                      "status %d", o->upstream,
+                      ct_origin_authority(r->pool, t), status);
+        return fail(r, HTTP_BAD_GATEWAY, apr_psprintf(r->pool,
+                    "The upstream proxy refused the tunnel (status %d).",
+                    status));
+    }
+    return OK;
+}
+
+static int connect_failed(request_rec *r, ct_dial how, const char *hop)
+{
+    if (how == CT_DIAL_TIMEOUT) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00026)
+                      "connect to %s timed out", hop);
+        return fail(r, HTTP_GATEWAY_TIME_OUT,
+                    "Connecting to the destination timed out.");
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00027)
+                  "connect to %s failed: every address refused or "
+                  "unreachable", hop);
+    return fail(r, HTTP_BAD_GATEWAY,
+                "The destination refused the connection.");
+}
+
+int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
+                   const ct_target *t, const char *proxyname,
+                   apr_port_t proxyport, apr_interval_time_t timeout,
+                   ct_origin *o)
+{
+    const char *host = proxyname ? proxyname : t->host;
+    apr_port_t port = proxyname ? proxyport : t->port;
+    apr_sockaddr_t *addrs, *local;
+    apr_status_t rv;
+    ct_dial how;
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    if (proxyname) {
+        o->upstream = apr_psprintf(r->pool, "%s:%hu", proxyname, proxyport);
+    }
+    rv = apr_sockaddr_info_get(&addrs, host, APR_UNSPEC, port, 0, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00028)
+                      "dns lookup of %s'%.*s' failed",
+                      proxyname ? "upstream proxy " : "", 255, host);
+        return fail(r, HTTP_BAD_GATEWAY, "DNS lookup failure.");
+    }
+    if (!proxyname
+        && (rc = check_blocked_addresses(r, pconf, host, addrs)) != OK) {
+        return rc;
+    }
+    how = dial(r, pconf, addrs, timeout, o);
+    if (how != CT_DIAL_OK) {
+        return connect_failed(r, how, o->upstream ? o->upstream
+                                      : ct_origin_authority(r->pool, t));
+    }
+    rv = apr_socket_addr_get(&local, APR_LOCAL, o->sock);
+    o->local_port = rv == APR_SUCCESS ? local->port : 0;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "connected to %pI from port %hu", o->addr, o->local_port);
+    if (proxyname && (rc = upstream_handshake(r, t, o)) != OK) {
+        apr_socket_close(o->sock);
+        o->sock = NULL;
+        return rc;
+    }
+    return OK;
+}

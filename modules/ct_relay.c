@@ -1,0 +1,404 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_relay.c: the tunnel's pump and its pollset loop.
+ *
+ * The client side is read and written through the connection filters, so
+ * a client speaking TLS to the proxy works and bytes the core input filter
+ * already holds (sent right behind the CONNECT) go first.  The origin side
+ * is a plain non-blocking socket.  Each direction holds at most one read's
+ * worth of bytes: while they cannot be written, the source is not read
+ * (backpressure), so memory stays flat whatever the peers do.  Reads are
+ * attempted before waiting, never only on readability, because TLS and the
+ * core input filter can hold bytes the socket no longer shows.
+ */
+
+#include "apr_poll.h"
+
+#include "http_core.h"
+#include "http_request.h"
+#include "util_filter.h"
+
+#include "ct_private.h"
+#include "ct_relay.h"
+
+/* Steps of both directions per pump call before others get a turn. */
+#define CT_PUMP_ROUNDS 16
+
+/* Sides, as indexes of the pollfd array. */
+#define CT_CLIENT 0
+#define CT_ORIGIN 1
+
+/* One direction of the tunnel. */
+typedef struct {
+    apr_off_t bytes;            /* payload moved */
+    unsigned int eof:1;         /* the source said end of stream */
+    unsigned int shut:1;        /* the sink was shut down for writing */
+    unsigned int want_read:1;   /* the source had nothing: wait for it */
+    unsigned int want_write:1;  /* the sink is full: wait for it */
+} ct_flow;
+
+struct ct_tunnel {
+    request_rec *r;
+    conn_rec *c;
+    apr_socket_t *origin;
+    apr_socket_t *client;       /* the client's socket, for poll/shutdown */
+    ap_filter_t *client_net;    /* last client output filter (core) */
+    apr_bucket_brigade *bb_up;  /* client bytes not yet sent to origin */
+    apr_bucket_brigade *bb_down;
+    char *buf;                  /* origin reads */
+    apr_size_t bufsize;
+    apr_interval_time_t idle;
+    apr_pollset_t *pollset;
+    apr_pollfd_t pfd[2];        /* registered events in reqevents */
+    ct_flow up;                 /* client to origin */
+    ct_flow down;               /* origin to client */
+    int moved;                  /* bytes moved in the last pump */
+    int nohalfclose;
+};
+
+/* Filters that must not see tunnel bytes (as stock's tunnel strips). */
+static void strip_filters(conn_rec *c)
+{
+    ap_filter_t *f, *next;
+
+    for (f = c->input_filters; f != NULL; f = next) {
+        next = f->next;
+        if (strcasecmp(f->frec->name, "reqtimeout") == 0) {
+            ap_remove_input_filter(f);
+        }
+    }
+    for (f = c->output_filters; f != NULL; f = next) {
+        next = f->next;
+        if (strcasecmp(f->frec->name, "SSL/TLS Coalescing Filter") == 0) {
+            ap_remove_output_filter(f);
+        }
+    }
+}
+
+apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
+                              apr_socket_t *origin, apr_size_t bufsize,
+                              apr_interval_time_t idle)
+{
+    conn_rec *c = r->connection;
+    ct_tunnel *t = apr_pcalloc(r->pool, sizeof(*t));
+    apr_status_t rv;
+    int i;
+
+    t->r = r;
+    t->c = c;
+    t->origin = origin;
+    t->client = ap_get_conn_socket(c);
+    t->bufsize = bufsize;
+    t->idle = idle;
+    t->buf = apr_palloc(r->pool, bufsize);
+    t->bb_up = apr_brigade_create(r->pool, c->bucket_alloc);
+    t->bb_down = apr_brigade_create(r->pool, c->bucket_alloc);
+    t->nohalfclose = apr_table_get(r->subprocess_env,
+                                   "proxy-nohalfclose") != NULL;
+
+    strip_filters(c);
+    for (t->client_net = c->output_filters; t->client_net->next != NULL;
+         t->client_net = t->client_net->next) {
+        continue;
+    }
+    /* The request's own filters would frame the tunnel as HTTP. */
+    r->output_filters = r->proto_output_filters = c->output_filters;
+    r->input_filters = r->proto_input_filters = c->input_filters;
+    c->keepalive = AP_CONN_CLOSE;
+
+    rv = apr_socket_timeout_set(origin, 0);
+    if (rv == APR_SUCCESS) {
+        rv = apr_pollset_create(&t->pollset, 2, r->pool, APR_POLLSET_NOCOPY);
+    }
+    for (i = 0; i < 2; i++) {
+        t->pfd[i].p = r->pool;
+        t->pfd[i].desc_type = APR_POLL_SOCKET;
+        t->pfd[i].desc.s = i == CT_CLIENT ? t->client : origin;
+        t->pfd[i].client_data = t;
+    }
+    *tp = t;
+    return rv;
+}
+
+/* Write what the core output filter holds, without blocking. */
+static apr_status_t flush_client(ct_tunnel *t)
+{
+    return t->client_net->frec->filter_func.out_func(t->client_net, NULL);
+}
+
+static apr_status_t send_client(ct_tunnel *t, const char *data,
+                                apr_size_t len)
+{
+    apr_bucket *b;
+    apr_status_t rv;
+
+    b = apr_bucket_transient_create(data, len, t->c->bucket_alloc);
+    APR_BRIGADE_INSERT_TAIL(t->bb_down, b);
+    rv = ap_pass_brigade(t->c->output_filters, t->bb_down);
+    apr_brigade_cleanup(t->bb_down);
+    /* The core holds back small writes; push them out now. */
+    if (rv == APR_SUCCESS && t->c->data_in_output_filters) {
+        rv = flush_client(t);
+    }
+    return rv;
+}
+
+apr_status_t ct_tunnel_prime_client(ct_tunnel *t, const char *data,
+                                    apr_size_t len)
+{
+    if (len == 0) {
+        return APR_SUCCESS;
+    }
+    t->down.bytes += (apr_off_t)len;
+    return send_client(t, data, len);
+}
+
+/* Send the up brigade to the origin; APR_EAGAIN when it is full. */
+static apr_status_t send_origin(ct_tunnel *t)
+{
+    apr_bucket *b;
+    const char *data;
+    apr_size_t len, sent;
+    apr_status_t rv;
+
+    while (!APR_BRIGADE_EMPTY(t->bb_up)) {
+        b = APR_BRIGADE_FIRST(t->bb_up);
+        if (APR_BUCKET_IS_METADATA(b)) {
+            t->up.eof |= APR_BUCKET_IS_EOS(b);
+            apr_bucket_delete(b);
+            continue;
+        }
+        rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        sent = len;
+        rv = apr_socket_send(t->origin, data, &sent);
+        t->up.bytes += (apr_off_t)sent;
+        t->moved |= sent > 0;
+        if (sent < len) {
+            apr_bucket_split(b, sent);
+            apr_bucket_delete(b);
+            return rv == APR_SUCCESS ? APR_EAGAIN : rv;
+        }
+        apr_bucket_delete(b);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* End of one direction: propagate the half-close, or end the tunnel. */
+static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, apr_socket_t *sink)
+{
+    if (flow->shut) {
+        return CT_END_NONE;
+    }
+    if (t->nohalfclose) {
+        return CT_END_HALF_CLOSED;
+    }
+    flow->shut = 1;
+    /* A peer that already left cannot be told; the other way may go on. */
+    (void)apr_socket_shutdown(sink, APR_SHUTDOWN_WRITE);
+    return CT_END_NONE;
+}
+
+/* One step client to origin. */
+static ct_end pump_up(ct_tunnel *t)
+{
+    apr_status_t rv;
+
+    t->up.want_read = t->up.want_write = 0;
+    rv = send_origin(t);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        t->up.want_write = 1;
+        return CT_END_NONE;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00040)
+                      "writing to the origin failed");
+        return CT_END_ORIGIN_ERROR;
+    }
+    if (t->up.eof) {
+        return finish_flow(t, &t->up, t->origin);
+    }
+    rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
+                        APR_NONBLOCK_READ, t->bufsize);
+    if (APR_STATUS_IS_EOF(rv)) {
+        t->up.eof = 1;
+    }
+    else if (APR_STATUS_IS_EAGAIN(rv)
+             || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(t->bb_up))) {
+        t->up.want_read = 1;
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00041)
+                      "reading from the client failed");
+        return CT_END_CLIENT_ERROR;
+    }
+    else {
+        t->moved = 1;
+    }
+    return CT_END_NONE;
+}
+
+/* One step origin to client. */
+static ct_end pump_down(ct_tunnel *t)
+{
+    apr_size_t len = t->bufsize;
+    apr_status_t rv;
+
+    t->down.want_read = t->down.want_write = 0;
+    if (t->c->data_in_output_filters) {
+        rv = flush_client(t);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00042)
+                          "writing to the client failed");
+            return CT_END_CLIENT_ERROR;
+        }
+        if (t->c->data_in_output_filters) {
+            t->down.want_write = 1;
+            return CT_END_NONE;
+        }
+    }
+    if (t->down.eof) {
+        return finish_flow(t, &t->down, t->client);
+    }
+    rv = apr_socket_recv(t->origin, t->buf, &len);
+    if (len > 0) {
+        t->down.bytes += (apr_off_t)len;
+        t->moved = 1;
+        if (send_client(t, t->buf, len) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00043)
+                          "writing to the client failed");
+            return CT_END_CLIENT_ERROR;
+        }
+    }
+    if (APR_STATUS_IS_EOF(rv)) {
+        t->down.eof = 1;
+    }
+    else if (APR_STATUS_IS_EAGAIN(rv)) {
+        t->down.want_read = 1;
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00044)
+                      "reading from the origin failed");
+        return CT_END_ORIGIN_ERROR;
+    }
+    return CT_END_NONE;
+}
+
+ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
+{
+    ct_end end = CT_END_NONE;
+    int round, moved = 0;
+
+    for (round = 0; round < CT_PUMP_ROUNDS; round++) {
+        t->moved = 0;
+        if ((end = pump_up(t)) != CT_END_NONE
+            || (end = pump_down(t)) != CT_END_NONE) {
+            return end;
+        }
+        moved |= t->moved;
+        if (!t->moved) {
+            break;
+        }
+    }
+    if (t->up.shut && t->down.shut) {
+        return CT_END_CLOSED;
+    }
+    w->client = (t->up.want_read ? APR_POLLIN : 0)
+                | (t->down.want_write ? APR_POLLOUT : 0);
+    w->origin = (t->down.want_read ? APR_POLLIN : 0)
+                | (t->up.want_write ? APR_POLLOUT : 0);
+    w->again = round == CT_PUMP_ROUNDS;
+    t->moved = moved;
+    return CT_END_NONE;
+}
+
+/* Register what a side waits for, touching the pollset only on change. */
+static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
+{
+    apr_pollfd_t *pfd = &t->pfd[side];
+    apr_status_t rv = APR_SUCCESS;
+
+    if (pfd->reqevents == events) {
+        return APR_SUCCESS;
+    }
+    if (pfd->reqevents) {
+        rv = apr_pollset_remove(t->pollset, pfd);
+    }
+    pfd->reqevents = events;
+    if (rv == APR_SUCCESS && events) {
+        rv = apr_pollset_add(t->pollset, pfd);
+    }
+    return rv;
+}
+
+ct_end ct_tunnel_run(ct_tunnel *t)
+{
+    apr_time_t last = apr_time_now(), now;
+    apr_interval_time_t wait;
+    const apr_pollfd_t *signalled;
+    apr_int32_t n;
+    apr_status_t rv;
+    ct_wants w;
+    ct_end end;
+
+    for (;;) {
+        if ((end = ct_tunnel_pump(t, &w)) != CT_END_NONE) {
+            return end;
+        }
+        now = apr_time_now();
+        if (t->moved) {
+            last = now;
+        }
+        wait = w.again ? 0 : last + t->idle - now;
+        if (!w.again && wait <= 0) {
+            return CT_END_IDLE;
+        }
+        if ((rv = watch(t, CT_CLIENT, w.client)) != APR_SUCCESS
+            || (rv = watch(t, CT_ORIGIN, w.origin)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00045)
+                          "updating the tunnel's pollset failed");
+            return CT_END_INTERNAL;
+        }
+        rv = apr_pollset_poll(t->pollset, wait, &n, &signalled);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv)
+            && !APR_STATUS_IS_TIMEUP(rv)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00046)
+                          "polling the tunnel failed");
+            return CT_END_INTERNAL;
+        }
+    }
+}
+
+void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
+{
+    *up = t->up.bytes;
+    *down = t->down.bytes;
+}
+
+const char *ct_end_name(ct_end end)
+{
+    switch (end) {
+    case CT_END_NONE:
+        return "open";
+    case CT_END_CLOSED:
+        return "closed";
+    case CT_END_HALF_CLOSED:
+        return "half-closed";
+    case CT_END_IDLE:
+        return "idle-timeout";
+    case CT_END_CLIENT_ERROR:
+        return "client-error";
+    case CT_END_ORIGIN_ERROR:
+        return "origin-error";
+    case CT_END_INTERNAL:
+        return "internal-error";
+    }
+    return "unknown";
+}

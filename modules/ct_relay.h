@@ -1,0 +1,78 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_relay.h: the tunnel.  A tunnel is a state machine with one record per
+ * direction; ct_tunnel_pump() moves whatever can move without blocking and
+ * reports what each side waits for, and ct_tunnel_run() drives the pump
+ * from an APR pollset until both directions are finished.  Other event
+ * sources can drive the same pump.
+ */
+
+#ifndef CT_RELAY_H
+#define CT_RELAY_H
+
+#include "httpd.h"
+#include "apr_network_io.h"
+
+/* How a tunnel ended. */
+typedef enum {
+    CT_END_NONE = 0,        /* still running */
+    CT_END_CLOSED,          /* both directions finished */
+    CT_END_HALF_CLOSED,     /* one side closed and half-close is off */
+    CT_END_IDLE,            /* nothing moved for the idle timeout */
+    CT_END_CLIENT_ERROR,    /* reading from or writing to the client */
+    CT_END_ORIGIN_ERROR,    /* reading from or writing to the origin */
+    CT_END_INTERNAL         /* polling failed */
+} ct_end;
+
+/* What the pump waits for on each side, as APR_POLLIN / APR_POLLOUT. */
+typedef struct {
+    apr_int16_t client;
+    apr_int16_t origin;
+    int again;              /* more can move at once: poll without waiting */
+} ct_wants;
+
+typedef struct ct_tunnel ct_tunnel;
+
+/**
+ * Set up a tunnel between r's client connection and origin, after the
+ * 2xx has been sent.  Strips the filters that must not see tunnel bytes
+ * and marks the client connection to close afterwards.
+ * @param bufsize largest read from either side in one step
+ * @param idle    close the tunnel when nothing moved for this long
+ */
+apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
+                              apr_socket_t *origin, apr_size_t bufsize,
+                              apr_interval_time_t idle);
+
+/**
+ * Queue bytes for the client that arrived before the tunnel started
+ * (what an upstream proxy sent right behind its 2xx).
+ */
+apr_status_t ct_tunnel_prime_client(ct_tunnel *t, const char *data,
+                                    apr_size_t len);
+
+/**
+ * Move bytes both ways until nothing more can move without blocking.
+ * @param w filled with what each side waits for
+ * @return CT_END_NONE while the tunnel goes on
+ */
+ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w);
+
+/**
+ * Drive the pump from a pollset until the tunnel ends.
+ */
+ct_end ct_tunnel_run(ct_tunnel *t);
+
+/**
+ * Payload bytes moved client to origin (up) and origin to client (down).
+ */
+void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down);
+
+/**
+ * A short lower-case name for an end reason, for logs and notes.
+ */
+const char *ct_end_name(ct_end end);
+
+#endif /* CT_RELAY_H */
