@@ -54,7 +54,7 @@ struct ct_tunnel {
     apr_pollfd_t pfd[2];        /* registered events in reqevents */
     ct_flow up;                 /* client to origin */
     ct_flow down;               /* origin to client */
-    int moved;                  /* bytes moved in the last pump */
+    int moved;                  /* bytes or state moved in the last step */
     int nohalfclose;
 };
 
@@ -228,7 +228,9 @@ static ct_end pump_up(ct_tunnel *t)
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, t->bufsize);
     if (APR_STATUS_IS_EOF(rv)) {
+        /* A change of state: the next round propagates it. */
         t->up.eof = 1;
+        t->moved = 1;
     }
     else if (APR_STATUS_IS_EAGAIN(rv)
              || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(t->bb_up))) {
@@ -279,6 +281,7 @@ static ct_end pump_down(ct_tunnel *t)
     }
     if (APR_STATUS_IS_EOF(rv)) {
         t->down.eof = 1;
+        t->moved = 1;
     }
     else if (APR_STATUS_IS_EAGAIN(rv)) {
         t->down.want_read = 1;
