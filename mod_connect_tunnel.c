@@ -25,6 +25,8 @@
 #include "ct_config.h"
 #include "ct_policy.h"
 #include "ct_handler.h"
+#include "ct_relay.h"
+#include "ct_splice.h"
 
 /* AllowCONNECT's default when no list is configured. */
 static const ct_port_range ct_default_ports[] = {
@@ -49,10 +51,21 @@ int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port)
     return 0;
 }
 
+int ct_conf_zero_copy(const ct_server_conf *conf)
+{
+    int on = conf->zero_copy == CT_UNSET ? CT_DEFAULT_ZERO_COPY
+                                         : conf->zero_copy;
+
+    return on && ct_splice_supported();
+}
+
 static void *create_server_config(apr_pool_t *p, server_rec *s)
 {
+    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     (void)s;
-    return apr_pcalloc(p, sizeof(ct_server_conf));
+    conf->zero_copy = CT_UNSET;
+    return conf;
 }
 
 /* A field set in the virtual host replaces the main server's. */
@@ -63,6 +76,8 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
 
     conf->allow_ports = add->allow_ports ? add->allow_ports
                                          : base->allow_ports;
+    conf->zero_copy = add->zero_copy != CT_UNSET ? add->zero_copy
+                                                 : base->zero_copy;
     return conf;
 }
 
@@ -88,10 +103,23 @@ static const char *set_allow_connect(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+static const char *set_zero_copy(cmd_parms *cmd, void *dummy, int on)
+{
+    ct_server_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                                &connect_tunnel_module);
+
+    (void)dummy;
+    conf->zero_copy = on;
+    return NULL;
+}
+
 static const command_rec ct_cmds[] = {
     AP_INIT_ITERATE("AllowCONNECT", set_allow_connect, NULL, RSRC_CONF,
                     "Ports (N), port ranges (N-M) or 'all' that CONNECT "
                     "may reach; default 443 563"),
+    AP_INIT_FLAG("ConnectTunnelZeroCopy", set_zero_copy, NULL, RSRC_CONF,
+                 "On to relay plain-TCP tunnels with splice(2) where the "
+                 "system supports it (default On)"),
     { NULL }
 };
 
@@ -141,6 +169,11 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    if (!ct_splice_supported()) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00002)
+                     "splice(2) is not available: tunnels relay through "
+                     "the connection filters");
+    }
     if (ap_find_linked_module("mod_proxy_connect.c") != NULL) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, CT_LOGNO(00001)
                      "mod_proxy_connect is loaded too: mod_connect_tunnel "
@@ -148,6 +181,11 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "unload one of them");
     }
     return OK;
+}
+
+static void ct_optional_fn_retrieve(void)
+{
+    ct_relay_init();
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -162,6 +200,8 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_post_read_request(ct_post_read_request, NULL, NULL,
                               APR_HOOK_MIDDLE);
     ap_hook_post_config(ct_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_optional_fn_retrieve(ct_optional_fn_retrieve, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: ct_private.h already declared the log index. */

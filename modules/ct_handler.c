@@ -25,6 +25,7 @@
 typedef struct {
     apr_interval_time_t timeout;    /* connect and idle */
     apr_size_t bufsize;
+    int zero_copy;
 } ct_settings;
 
 static void settings(request_rec *r, proxy_server_conf *pconf,
@@ -32,8 +33,11 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
 {
     core_server_config *core = ap_get_core_module_config(
                                    r->server->module_config);
+    ct_server_conf *conf = ap_get_module_config(r->server->module_config,
+                                                &connect_tunnel_module);
 
     s->timeout = pconf->timeout_set ? pconf->timeout : r->server->timeout;
+    s->zero_copy = ct_conf_zero_copy(conf);
     s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
                                            : CT_DEFAULT_BUFFER_SIZE;
     /* One pass above FlushMaxThreshold would make the core write block. */
@@ -112,7 +116,8 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
     apr_status_t rv;
     ct_end end;
 
-    rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->timeout);
+    rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->timeout,
+                          s->zero_copy);
     if (rv == APR_SUCCESS) {
         rv = ct_tunnel_prime_client(tunnel, o->early, o->early_len);
     }
@@ -140,6 +145,13 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     apr_status_t rv;
     int rc;
 
+    if (r->connection->master != NULL) {
+        /* An HTTP/2 stream has no socket of its own to relay with. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
+                      "CONNECT over HTTP/2 is not supported; the client "
+                      "should use HTTP/1.1 to the proxy");
+        return HTTP_NOT_IMPLEMENTED;
+    }
     settings(r, pconf, &s);
     /* 1. target syntax, 2. policy, 3. origin */
     if ((rc = check_target(r, url, &t)) != OK

@@ -36,15 +36,22 @@ typedef struct {
 typedef struct ct_tunnel ct_tunnel;
 
 /**
+ * Find the optional functions the relay uses (mod_logio's counters);
+ * called once the configuration is read.
+ */
+void ct_relay_init(void);
+
+/**
  * Set up a tunnel between r's client connection and origin, after the
  * 2xx has been sent.  Strips the filters that must not see tunnel bytes
  * and marks the client connection to close afterwards.
- * @param bufsize largest read from either side in one step
- * @param idle    close the tunnel when nothing moved for this long
+ * @param bufsize   largest read from either side in one step
+ * @param idle      close the tunnel when nothing moved for this long
+ * @param zero_copy splice(2) where the client connection allows it
  */
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
-                              apr_interval_time_t idle);
+                              apr_interval_time_t idle, int zero_copy);
 
 /**
  * Queue bytes for the client that arrived before the tunnel started
