@@ -21,6 +21,8 @@ Listen 127.0.0.1:$port{main}
 Listen 127.0.0.1:$port{own}
 Listen 127.0.0.1:$port{inherit}
 ProxyRequests On
+# The origins here are on loopback, which the built-in guard denies.
+ConnectTunnelAllow loopback
 AllowCONNECT 50200-50210 50250
 <Proxy "*">
     Require ip 127.0.0.1
