@@ -105,6 +105,9 @@ my @unusable = (
       tag => 'CT00028' },
 );
 
+# An upstream that accepts and never answers: 504 after ProxyTimeout 3.
+my %silent = (desc => 'upstream never answers', tag => 'CT00023');
+
 # Refusals that need no DNS, before the upstream's lookup.
 my @early = (
     { desc => 'forbidden port', t => '127.0.0.1:65001', tag => 'CT00011' },
@@ -112,13 +115,13 @@ my @early = (
       tag => 'CT00012' },
 );
 
-plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 * @early;
+plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 + 3 * @early;
 
 # 1. Through ct_policy_up: the tunnel works end to end (7 tests).
 {
     my $target = "127.0.0.1:$lport";
     my $log = t_path('logs', 'tunnel_log');
-    my $log_mark = -s $log || 0;
+    my $log_at = -s $log || 0;
     my ($s, $status, $h, $head, $rest) = raw_connect('ct_policy_chain',
                                                      $target);
     ok t_cmp($status, 200, 'chain through ct_policy_up: 200');
@@ -139,7 +142,7 @@ plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 * @early;
     my $lines = 0;
     for (1 .. 100) {
         open my $fh, '<', $log or last;
-        seek $fh, $log_mark, 0;
+        seek $fh, $log_at, 0;
         $lines = grep { /"CONNECT \Q$target\E HTTP\/1\.1" 200 / } <$fh>;
         last if $lines >= 2;
         sleep 0.1;
@@ -233,7 +236,23 @@ for my $c (@unusable) {
     ok yes(!$direct, "$c->{desc}: no direct connection to the target");
 }
 
-# 5. Refusals before the upstream's (failing) DNS lookup (3 tests each).
+# 5. A silent upstream: the reply timeout is a 504 (3 tests).
+{
+    my $target = "127.0.0.1:$lport";
+    my $mark = log_mark();
+    my $client = send_raw('ct_policy_rec', "CONNECT $target HTTP/1.1\r\n"
+                                         . "Host: $target\r\n\r\n");
+    my $up = accept_within($recorder);
+    read_request_head($up) if $up;
+    my ($status) = read_head($client, 15);
+    my $direct = accept_within($l, 0.1);
+    ok t_cmp($status // '', 504, "$silent{desc}: 504");
+    ok yes(log_wait($mark, qr/$silent{tag}:/),
+           "$silent{desc}: $silent{tag}");
+    ok yes(!$direct, "$silent{desc}: no direct connection to the target");
+}
+
+# 6. Refusals before the upstream's (failing) DNS lookup (3 tests each).
 for my $c (@early) {
     my $mark = log_mark();
     my ($s, $status) = raw_connect('ct_policy_dnsup', $c->{t});
