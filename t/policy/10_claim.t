@@ -81,7 +81,7 @@ for my $c (@connects) {
              "$c->{desc}: status");
     ok t_cmp(head_of($bytes), qr/^(?!.*Connection Established)/si,
              "$c->{desc}: no 200 Connection Established");
-    ok yes(!accept_within($l, 0.5),
+    ok yes(!accept_within($l, 0.1),
            "$c->{desc}: the target got no connection");
     ok yes($closed, "$c->{desc}: the connection is closed");
     ok t_cmp(log_since($mark), qr/^(?!.*\bCT\d{5}:)/s,

@@ -46,7 +46,7 @@ for my $c (@cases) {
     my ($status) = read_head($s);
     ok t_cmp($status, $c->{want}, "$desc: status");
     if ($c->{want} == 403) {
-        ok yes(!accept_within($l, 0.5), "$desc: the target got no "
+        ok yes(!accept_within($l, 0.1), "$desc: the target got no "
                                        . "connection");
         ok yes(log_since($mark) !~ /\bCT\d{5}:/,
                "$desc: the module did not run");

@@ -69,7 +69,7 @@ for my $c (@cases) {
                  "$desc: Proxy-Authenticate: Basic");
         ok t_cmp($h->{'www-authenticate'}, undef,
                  "$desc: no WWW-Authenticate");
-        ok yes(!accept_within($l, 0.5), "$desc: the target got no "
+        ok yes(!accept_within($l, 0.1), "$desc: the target got no "
                                        . "connection");
     }
     elsif ($c->{want} == 200) {

@@ -115,7 +115,7 @@ my @early = (
       tag => 'CT00012' },
 );
 
-plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 + 3 * @early;
+plan tests => 7 + 12 + 5 * @refusals + 3 * @unusable + 3 + 3 * @early;
 
 # 1. Through ct_policy_up: the tunnel works end to end (7 tests).
 {
@@ -153,7 +153,7 @@ plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 + 3 * @early;
 }
 
 # 2. The CONNECT sent upstream, and what follows the upstream's 200
-#    (10 tests).
+#    (12 tests).
 {
     my $target = "127.0.0.1:$lport";
     my $r = via_recorder('ct_policy_rec', $target, [ $ok200 ],
@@ -189,6 +189,16 @@ plan tests => 7 + 10 + 5 * @refusals + 3 * @unusable + 3 + 3 * @early;
     $early .= read_bytes($r->{client}, 11 - length $early);
     ok t_cmp($early, 'EARLY-BYTES',
              'bytes behind the upstream\'s 200 reach the client');
+
+    # More early bytes than one read of the upstream's head holds: the
+    # rest must follow through the relay, in order.
+    my $big = join '', map { sprintf '%07d,', $_ } 1 .. 2500;
+    $r = via_recorder('ct_policy_rec', $target, [ $ok200 . $big ]);
+    my $got = ($r->{rest} // '');
+    $got .= read_bytes($r->{client}, length($big) - length $got);
+    ok t_cmp(length $got, length $big,
+             'early bytes beyond one read: all of them arrive');
+    ok yes($got eq $big, 'early bytes beyond one read: in order');
 
     # The upstream's head split over two writes.
     $r = via_recorder('ct_policy_rec', $target,
