@@ -227,7 +227,8 @@ int ct_limits_acquire(request_rec *r)
 
     apr_pool_cleanup_register(r->pool, hold, release, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &connect_tunnel_module, hold);
-    if (conf->max_per_child > 0 && before >= (apr_uint32_t)conf->max_per_child) {
+    if (conf->max_per_child > 0
+        && before >= (apr_uint32_t)conf->max_per_child) {
         return refuse(r, HTTP_SERVICE_UNAVAILABLE, "this child process",
                       conf->max_per_child);
     }
