@@ -193,6 +193,15 @@ static const char *set_global(cmd_parms *cmd, void *dummy, const char *arg)
         return NULL;
     }
     n = strtol(arg, &end, 10);
+    if (strcasecmp(name, "ConnectTunnelHandoffMax") == 0) {
+        if (*arg == '\0' || *end != '\0' || n < 0 || n > 1000000) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a number from "
+                                "0 (the descriptor limit decides) to "
+                                "1000000", name, arg);
+        }
+        conf->handoff_max = (int)n;
+        return NULL;
+    }
     if (*arg == '\0' || *end != '\0' || n < 0 || n > 16) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
                             "(no reactor) to 16", name, arg);
@@ -276,6 +285,9 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelReactorThreads", set_global, NULL,
                   RSRC_CONF, "Reactor threads per child (default 1; 0 "
                   "keeps every tunnel in its worker)"),
+    AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_global, NULL, RSRC_CONF,
+                  "Most tunnels one child's reactors hold (default 0: as "
+                  "many as its descriptor limit allows)"),
     AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_global, NULL, RSRC_CONF,
                   "Longest a gracefully exiting child waits for its "
                   "tunnels (default 0: until they end, or "
@@ -400,7 +412,7 @@ static void ct_child_init(apr_pool_t *pchild, server_rec *s)
 
     ct_limits_child_init(pchild, s);
     ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
-                          conf->drain);
+                          conf->handoff_max, conf->drain);
 }
 
 static void ct_child_stopping(apr_pool_t *pchild, int graceful)

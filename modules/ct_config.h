@@ -54,6 +54,7 @@ typedef struct {
     int handoff;                /* ConnectTunnelHandoff */
     /* Main server only: */
     int reactors;               /* ConnectTunnelReactorThreads */
+    int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */
     apr_interval_time_t drain;  /* ConnectTunnelDrainTimeout (0: none) */
     const char *log;            /* ConnectTunnelLog */
 } ct_server_conf;

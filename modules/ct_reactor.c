@@ -696,7 +696,7 @@ static apr_status_t drain(void *data)
 }
 
 void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
-                           apr_interval_time_t drain_limit)
+                           int max, apr_interval_time_t drain_limit)
 {
     apr_status_t rv;
     int i, threaded = 0;
@@ -713,6 +713,9 @@ void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
         return;
     }
     size_cap(s);
+    if (max > 0 && (apr_uint32_t)max < ct_cap) {
+        ct_cap = (apr_uint32_t)max;
+    }
     for (i = 0; i < threads && i < CT_REACTOR_MAX; i++) {
         if ((rv = start_reactor(&ct_reactors[i], pchild)) != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00076)
@@ -736,11 +739,12 @@ void ct_reactor_child_stopping(int graceful)
 #else /* no epoll: every tunnel stays in its worker */
 
 void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
-                           apr_interval_time_t drain)
+                           int max, apr_interval_time_t drain)
 {
     (void)pchild;
     (void)s;
     (void)threads;
+    (void)max;
     (void)drain;
 }
 

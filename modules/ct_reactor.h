@@ -44,11 +44,12 @@ typedef struct ct_handoff_s {
  * Start this child's reactors (child_init): raise the soft descriptor
  * limit to the hard one, derive the cap on handed-off tunnels, start
  * threads reactor threads, and arrange for a graceful exit to drain.
+ * @param max   a lower cap than the descriptor limit gives (0: none)
  * @param drain longest a graceful exit waits for tunnels (0: no bound but
  *              GracefulShutdownTimeout)
  */
 void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
-                           apr_interval_time_t drain);
+                           int max, apr_interval_time_t drain);
 
 /**
  * The child is stopping (child_stopping hook): take no more tunnels.
