@@ -14,6 +14,10 @@
  * core input filter can hold bytes the socket no longer shows.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "apr_poll.h"
 #include "apr_portable.h"
 #include "apr_optional.h"
@@ -26,6 +30,7 @@
 #include "ct_private.h"
 #include "ct_relay.h"
 #include "ct_splice.h"
+#include "ct_reactor.h"
 
 /* Steps of both directions per pump call before others get a turn. */
 #define CT_PUMP_ROUNDS 16
@@ -573,6 +578,100 @@ ct_end ct_tunnel_run(ct_tunnel *t)
     return end;
 }
 
+/*
+ * Read what the client's input filters already hold, without blocking,
+ * into bb_up (at most CT_REACTOR_BUFSIZE).  APR_SUCCESS once they give
+ * nothing more; anything else means the tunnel must stay in its worker,
+ * with those bytes still queued in bb_up.
+ */
+static apr_status_t drain_input(ct_tunnel *t, apr_off_t *have)
+{
+    apr_off_t before;
+    apr_status_t rv;
+    int rounds;
+
+    *have = 0;
+    for (rounds = 0; rounds < 64; rounds++) {
+        before = *have;
+        rv = ap_get_brigade(t->c->input_filters, t->bb_up,
+                            AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                            CT_REACTOR_BUFSIZE);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!APR_BRIGADE_EMPTY(t->bb_up)
+            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
+            /* The client already closed its side: stay here. */
+            return APR_EOF;
+        }
+        if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (*have > CT_REACTOR_BUFSIZE) {
+            return APR_ENOSPC;
+        }
+        if (*have == before) {
+            /* The core input filter says "nothing now" this way. */
+            return APR_SUCCESS;
+        }
+    }
+    return APR_ENOSPC;
+}
+
+apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
+{
+    apr_os_sock_t cfd, ofd;
+    apr_off_t have;
+    apr_status_t rv;
+    int dup_c, dup_o;
+
+    if (!can_splice(t->c) || t->c->data_in_output_filters
+        || !APR_BRIGADE_EMPTY(t->bb_up)) {
+        return APR_EINVAL;
+    }
+    if ((rv = drain_input(t, &have)) != APR_SUCCESS) {
+        return rv;
+    }
+    h->early_len = (apr_size_t)have;
+    h->early = NULL;
+    if (have > 0) {
+        char *early = apr_palloc(t->r->pool, h->early_len);
+
+        if ((rv = apr_brigade_flatten(t->bb_up, early, &h->early_len))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        h->early = early;
+    }
+    if ((rv = apr_os_sock_get(&cfd, t->client)) != APR_SUCCESS
+        || (rv = apr_os_sock_get(&ofd, t->origin)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Copies that outlive the MPM's close and ours; never inherited. */
+    dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+    dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
+    if (dup_o < 0) {
+        rv = errno;
+        if (dup_c >= 0) {
+            close(dup_c);
+        }
+        return rv;
+    }
+    apr_brigade_cleanup(t->bb_up);
+    if (t->restore_timeout) {
+        (void)apr_socket_timeout_set(t->client, t->client_timeout);
+    }
+    h->client_fd = dup_c;
+    h->origin_fd = dup_o;
+    h->nohalfclose = t->nohalfclose;
+    h->up = t->up.bytes;
+    h->down = t->down.bytes;
+    return APR_SUCCESS;
+}
+
 void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
 {
     *up = t->up.bytes;
@@ -598,6 +697,8 @@ const char *ct_end_name(ct_end end)
         return "origin-error";
     case CT_END_INTERNAL:
         return "internal-error";
+    case CT_END_SHUTDOWN:
+        return "shutdown";
     }
     return "unknown";
 }
