@@ -429,9 +429,15 @@ static void on_event(ct_reactor *re, struct epoll_event *ev)
         return;
     }
     if (ev->events & EPOLLHUP) {
-        /* Unread bytes may remain: keep reading to the end of stream;
-         * a write to it fails and ends the tunnel. */
+        /* Unread bytes may remain: keep reading to the end of stream.
+         * But if it was read to the end and we have not finished writing
+         * to it, its peer is gone: nothing more can reach it. */
         t->hup[s->side] = 1;
+        if (t->dir[s->side].eof && !t->dir[1 - s->side].shut) {
+            finish(re, t, s->side == 0 ? CT_END_CLIENT_ERROR
+                                       : CT_END_ORIGIN_ERROR);
+            return;
+        }
     }
     end = pump(t);
     if (end != CT_END_NONE) {
