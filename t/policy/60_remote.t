@@ -84,7 +84,10 @@ my @refusals = (
       reply => [ "HTTP/1.1 407 Proxy Authentication Required\r\n"
                . "Proxy-Authenticate: Basic realm=\"up\"\r\n"
                . "Content-Length: 9\r\n\r\nUPSTREAM!" ],
-      tag   => 'CT00025', raw => qr/407|UPSTREAM!|realm="up"/ },
+      # Our own page may quote the status; the upstream's bytes must not
+      # pass: its status line, its challenge or its body.
+      tag   => 'CT00025',
+      raw   => qr{HTTP/1\.1 407|Proxy-Authenticate|realm="up"|UPSTREAM!}i },
     { desc  => 'upstream answers 403',
       reply => [ "HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\n"
                . "UPSTREAM!" ],
