@@ -48,6 +48,13 @@ my @bad = (
                                                     . 'v4-mapped ipv6' },
     { t => '127.0.0.1.:443',        tag => 1, desc => 'ipv4 with a final '
                                                     . 'dot' },
+    { t => '0.0.0.0.:443',          tag => 1, desc => 'unspecified ipv4 '
+                                                    . 'with a final dot' },
+    { t => '[0:0:0:0:0:0:0:0]:443', tag => 1, desc => 'unspecified ipv6, '
+                                                    . 'long form' },
+    { t => '[::1]:0',               tag => 1, desc => 'ipv6 with port 0' },
+    { t => '[::1]:',                tag => 0, desc => 'ipv6 with an empty '
+                                                    . 'port' },
     { t => '2130706433:443',        tag => 0, desc => 'ipv4 as one number' },
     { t => '0x7f.1:443',            tag => 0, desc => 'hex ipv4' },
     { t => '127.1:443',             tag => 0, desc => 'short ipv4' },
