@@ -27,7 +27,7 @@ use Apache::TestUtil;
 use CT::Raw qw(raw_connect read_head read_bytes);
 use CT::Policy qw(t_path log_mark log_wait log_since conf_define listener
                   accept_within connect_refused send_raw read_to_eof
-                  status_of head_of header_of yes);
+                  header_of yes);
 
 my $recorder = listener(port => conf_define('ct_policy_recorder_port'));
 my $closed_port = conf_define('ct_policy_closed_port');

@@ -12,9 +12,8 @@ use lib 't/lib';
 use IO::Socket::INET;
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(vhost_port read_head read_bytes);
-use CT::Policy qw(listener accept_within send_raw read_to_eof header_of
-                  yes);
+use CT::Raw qw(read_head read_bytes);
+use CT::Policy qw(listener accept_within send_raw header_of);
 use CT::Standalone qw(free_port);
 
 my $l = listener();
