@@ -8,8 +8,8 @@ use warnings;
 use Exporter 'import';
 use IO::Socket::INET;
 use IO::Select;
-use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_REUSEADDR
-              pack_sockaddr_in unpack_sockaddr_in inet_aton);
+use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in unpack_sockaddr_in
+              inet_aton);
 use Time::HiRes qw(time sleep);
 use Apache::Test ();
 use Apache::TestUtil qw(t_cmp);
