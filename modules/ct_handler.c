@@ -206,6 +206,7 @@ static int hand_off(request_rec *r, const ct_settings *s,
     }
     h.idle = s->idle_timeout;
     h.lifetime = s->max_lifetime;
+    h.zero_copy = s->zero_copy;
     h.start = r->request_time;
     h.client = r->useragent_ip;
     h.target = target;
