@@ -25,6 +25,8 @@ my @cases = (
       desc => 'name containing a listed word, before DNS' },
     { t => '-ct-blocked:443', want => 403, tag => 'CT00012',
       desc => 'name equal to a listed word, before DNS' },
+    { t => '-CT-Blocked.example:443', want => 403, tag => 'CT00012',
+      desc => 'listed word in another case (host names have none)' },
     { t => '127.0.0.1:{P}', want => 403, tag => 'CT00012',
       desc => 'literal equal to a listed address (name test)' },
     { t => 'localhost:{P}', want => 403, tag => 'CT00021',
