@@ -1,0 +1,91 @@
+#!/usr/bin/perl
+# Checks that docs/mod_connect_tunnel.html matches the code: every directive
+# of the command table has a section (and every section a directive), every
+# CT_LOGNO tag has a row with its level (and no row is left over), and every
+# request note the module sets is listed.
+# Usage, from the top of the tree: perl docs/check-docs.pl
+use strict;
+use warnings;
+
+my $html_file = 'docs/mod_connect_tunnel.html';
+my @c_files = ('mod_connect_tunnel.c', glob('modules/*.c'));
+my @errors;
+
+sub slurp {
+    my $file = shift;
+    open my $fh, '<', $file or die "check-docs: cannot read $file: $!\n";
+    local $/;
+    return scalar <$fh>;
+}
+
+my $html = slurp($html_file);
+my %code_text = map { $_ => slurp($_) } @c_files;
+
+# Directives: AP_INIT_*("Name", ...) against <h2 id="name">Name Directive.
+my %directives;
+while ($code_text{'mod_connect_tunnel.c'} =~ /AP_INIT_\w+\(\s*"(\w+)"/g) {
+    $directives{$1} = 1;
+}
+my %documented;
+while ($html =~ /<h2 id="(\w+)">(\w+) Directive<\/h2>/g) {
+    push @errors, "section id '$1' does not match directive $2"
+        if $1 ne lc $2;
+    $documented{$2} = 1;
+}
+for my $d (sort keys %directives) {
+    push @errors, "directive $d has no section in $html_file"
+        unless $documented{$d};
+}
+for my $d (sort keys %documented) {
+    push @errors, "$html_file documents $d, which the command table lacks"
+        unless $directives{$d};
+}
+
+# Log tags with their levels: APLOG_LEVEL, ..., CT_LOGNO(nnnnn).
+my %level_name = (EMERG => 'emerg', ALERT => 'alert', CRIT => 'crit',
+                  ERR => 'error', WARNING => 'warn', NOTICE => 'notice',
+                  INFO => 'info', DEBUG => 'debug');
+my %tags;
+for my $file (@c_files) {
+    my $text = $code_text{$file};
+    while ($text =~ /APLOG_(EMERG|ALERT|CRIT|ERR|WARNING|NOTICE|INFO|DEBUG)
+                     \b[^;]*?CT_LOGNO\((\d+)\)/gsx) {
+        push @errors, "tag CT$2 is used twice (again in $file)"
+            if exists $tags{$2};
+        $tags{$2} = $level_name{$1};
+    }
+}
+my %rows;
+while ($html =~ /<tr><td><code>CT(\d+)<\/code><\/td><td>(\w+)<\/td>/g) {
+    $rows{$1} = $2;
+}
+for my $t (sort keys %tags) {
+    if (!exists $rows{$t}) {
+        push @errors, "log tag CT$t has no row in $html_file";
+    }
+    elsif ($rows{$t} ne $tags{$t}) {
+        push @errors, "log tag CT$t is $tags{$t} in the code, "
+                      . "$rows{$t} in $html_file";
+    }
+}
+for my $t (sort keys %rows) {
+    push @errors, "$html_file lists CT$t, which the code does not log"
+        unless exists $tags{$t};
+}
+
+# Request notes named in ct_report.h.
+my $report_h = slurp('modules/ct_report.h');
+my @notes = $report_h =~ /#define\s+CT_NOTE_\w+\s+"([^"]+)"/g;
+for my $n (@notes) {
+    push @errors, "request note $n is not described in $html_file"
+        unless $html =~ /<tr><td><code>\Q$n\E<\/code><\/td>/;
+}
+
+if (@errors) {
+    print STDERR "check-docs: $_\n" for @errors;
+    exit 1;
+}
+printf "check-docs: %d directives, %d log tags, %d request notes "
+       . "documented\n", scalar(keys %directives), scalar(keys %tags),
+       scalar(@notes);
+exit 0;
