@@ -26,13 +26,34 @@
 /* ConnectTunnelZeroCopy's default: splice(2) where it works. */
 #define CT_DEFAULT_ZERO_COPY 1
 
-/* Per-server (and virtual host) configuration. */
+/* ConnectTunnelConnectTimeout's default when ProxyTimeout is not set. */
+#define CT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(10)
+
+/* ConnectTunnelDefaultDeny's default: the SSRF guard is on. */
+#define CT_DEFAULT_DENY 1
+
+/* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
+ * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
-    int zero_copy;              /* ConnectTunnelZeroCopy, or CT_UNSET */
+    int zero_copy;              /* ConnectTunnelZeroCopy */
     /* AllowCONNECT ranges (ct_port_range); NULL when unset, so that a
      * virtual host's list replaces the main server's instead of adding. */
     apr_array_header_t *allow_ports;
+    apr_interval_time_t connect_timeout;    /* ConnectTunnelConnectTimeout */
+    apr_interval_time_t idle_timeout;       /* ConnectTunnelIdleTimeout */
+    apr_interval_time_t max_lifetime;       /* ConnectTunnelMaxLifetime */
+    int max_tunnels;            /* ConnectTunnelMaxTunnels (whole server) */
+    int max_per_child;          /* ConnectTunnelMaxTunnelsPerChild */
+    int max_per_client;         /* ConnectTunnelMaxTunnelsPerClient */
 } ct_server_conf;
+
+/* Per-directory configuration: the server's defaults and <Proxy>. */
+typedef struct {
+    /* ConnectTunnelAllow/Deny rules (ct_rule) in the order they are
+     * checked: a section's own first, then those it inherits. */
+    apr_array_header_t *rules;
+    int default_deny;           /* ConnectTunnelDefaultDeny */
+} ct_dir_conf;
 
 /**
  * Whether tunnels of this server may use splice(2): configured (or by
@@ -44,5 +65,10 @@ int ct_conf_zero_copy(const ct_server_conf *conf);
  * Whether AllowCONNECT, as configured or by default, admits port.
  */
 int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port);
+
+/**
+ * Whether the built-in SSRF guard applies where no rule decides.
+ */
+int ct_conf_default_deny(const ct_dir_conf *dconf);
 
 #endif /* CT_CONFIG_H */

@@ -65,6 +65,7 @@ struct ct_tunnel {
     char *buf;                  /* origin reads */
     apr_size_t bufsize;
     apr_interval_time_t idle;
+    apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
     apr_pollset_t *pollset;
     apr_pollfd_t pfd[2];        /* registered events in reqevents */
     ct_flow up;                 /* client to origin */
@@ -172,7 +173,7 @@ static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
 
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
-                              apr_interval_time_t idle, int zero_copy)
+                              int zero_copy)
 {
     conn_rec *c = r->connection;
     ct_tunnel *t = apr_pcalloc(r->pool, sizeof(*t));
@@ -184,7 +185,7 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     t->origin = origin;
     t->client = ap_get_conn_socket(c);
     t->bufsize = bufsize;
-    t->idle = idle;
+    t->idle = r->server->timeout;
     t->buf = apr_palloc(r->pool, bufsize);
     t->bb_up = apr_brigade_create(r->pool, c->bucket_alloc);
     t->bb_down = apr_brigade_create(r->pool, c->bucket_alloc);
@@ -217,6 +218,13 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     }
     *tp = t;
     return rv;
+}
+
+void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
+                            apr_interval_time_t lifetime)
+{
+    t->idle = idle;
+    t->deadline = lifetime > 0 ? apr_time_now() + lifetime : 0;
 }
 
 /* Write what the core output filter holds, without blocking. */
@@ -528,9 +536,15 @@ static ct_end run_loop(ct_tunnel *t)
         if (t->moved) {
             last = now;
         }
+        if (t->deadline && now >= t->deadline) {
+            return CT_END_LIFETIME;
+        }
         wait = w.again ? 0 : last + t->idle - now;
         if (!w.again && wait <= 0) {
             return CT_END_IDLE;
+        }
+        if (t->deadline && wait > t->deadline - now) {
+            wait = t->deadline - now;
         }
         if ((rv = watch(t, CT_CLIENT, w.client)) != APR_SUCCESS
             || (rv = watch(t, CT_ORIGIN, w.origin)) != APR_SUCCESS) {
@@ -576,6 +590,8 @@ const char *ct_end_name(ct_end end)
         return "half-closed";
     case CT_END_IDLE:
         return "idle-timeout";
+    case CT_END_LIFETIME:
+        return "lifetime";
     case CT_END_CLIENT_ERROR:
         return "client-error";
     case CT_END_ORIGIN_ERROR:

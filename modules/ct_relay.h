@@ -21,6 +21,7 @@ typedef enum {
     CT_END_CLOSED,          /* both directions finished */
     CT_END_HALF_CLOSED,     /* one side closed and half-close is off */
     CT_END_IDLE,            /* nothing moved for the idle timeout */
+    CT_END_LIFETIME,        /* the tunnel reached its maximum lifetime */
     CT_END_CLIENT_ERROR,    /* reading from or writing to the client */
     CT_END_ORIGIN_ERROR,    /* reading from or writing to the origin */
     CT_END_INTERNAL         /* polling failed */
@@ -46,12 +47,18 @@ void ct_relay_init(void);
  * 2xx has been sent.  Strips the filters that must not see tunnel bytes
  * and marks the client connection to close afterwards.
  * @param bufsize   largest read from either side in one step
- * @param idle      close the tunnel when nothing moved for this long
  * @param zero_copy splice(2) where the client connection allows it
  */
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
-                              apr_interval_time_t idle, int zero_copy);
+                              int zero_copy);
+
+/**
+ * Bound the tunnel's life: close it when no payload moved for idle, and
+ * in any case after lifetime (0: no bound), both counted from now.
+ */
+void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
+                            apr_interval_time_t lifetime);
 
 /**
  * Queue bytes for the client that arrived before the tunnel started
