@@ -2,7 +2,8 @@
 # Checks that docs/mod_connect_tunnel.html matches the code: every directive
 # of the command table has a section (and every section a directive), every
 # CT_LOGNO tag has a row with its level (and no row is left over), and every
-# request note the module sets is listed.
+# request note the module sets is listed, with every value of tunnel-end;
+# each directive's Context row matches its command-table context.
 # Usage, from the top of the tree: perl docs/check-docs.pl
 use strict;
 use warnings;
@@ -21,16 +22,30 @@ sub slurp {
 my $html = slurp($html_file);
 my %code_text = map { $_ => slurp($_) } @c_files;
 
-# Directives: AP_INIT_*("Name", ...) against <h2 id="name">Name Directive.
+# Directives: AP_INIT_*("Name", func, data, CONTEXT, ...) against
+# <h2 id="name">Name Directive</h2> and the Context row of its table.
 my %directives;
-while ($code_text{'mod_connect_tunnel.c'} =~ /AP_INIT_\w+\(\s*"(\w+)"/g) {
-    $directives{$1} = 1;
+while ($code_text{'mod_connect_tunnel.c'}
+       =~ /AP_INIT_\w+\(\s*"(\w+)"\s*,[^,]*,[^,]*,\s*([A-Z_|\s]+?)\s*,/g) {
+    my ($name, $flags) = ($1, $2);
+    my @ctx;
+    push @ctx, 'server config', 'virtual host' if $flags =~ /RSRC_CONF/;
+    push @ctx, 'directory' if $flags =~ /ACCESS_CONF/;
+    push @ctx, '.htaccess' if $flags =~ /\bOR_/;
+    $directives{$name} = join ', ', @ctx;
 }
 my %documented;
-while ($html =~ /<h2 id="(\w+)">(\w+) Directive<\/h2>/g) {
-    push @errors, "section id '$1' does not match directive $2"
-        if $1 ne lc $2;
-    $documented{$2} = 1;
+while ($html =~ /<h2\ id="(\w+)">(\w+)\ Directive<\/h2>\s*
+                 <table\ class="directive">(.*?)<\/table>/gsx) {
+    my ($id, $name, $table) = ($1, $2, $3);
+    push @errors, "section id '$id' does not match directive $name"
+        if $id ne lc $name;
+    $documented{$name} = 1;
+    my ($ctx) = $table =~ /<th>Context:<\/th><td>(.*?)<\/td>/s;
+    $ctx = defined $ctx ? join(' ', split ' ', $ctx) : '(none)';
+    push @errors, "$name: context is '$directives{$name}' in the code, "
+                  . "'$ctx' in $html_file"
+        if exists $directives{$name} && $ctx ne $directives{$name};
 }
 for my $d (sort keys %directives) {
     push @errors, "directive $d has no section in $html_file"
@@ -79,6 +94,16 @@ my @notes = $report_h =~ /#define\s+CT_NOTE_\w+\s+"([^"]+)"/g;
 for my $n (@notes) {
     push @errors, "request note $n is not described in $html_file"
         unless $html =~ /<tr><td><code>\Q$n\E<\/code><\/td>/;
+}
+
+# The values of tunnel-end (ct_end_name), in the note's row.
+my ($end_row) = $html =~ /<tr><td><code>tunnel-end<\/code><\/td>(.*?)<\/tr>/s;
+my $relay = exists $code_text{'modules/ct_relay.c'}
+            ? $code_text{'modules/ct_relay.c'} : '';
+while ($relay =~ /case\s+CT_END_(\w+):\s*return\s+"([^"]+)";/g) {
+    next if $1 eq 'NONE';
+    push @errors, "tunnel-end value '$2' is not described in $html_file"
+        unless defined $end_row && $end_row =~ /<code>\Q$2\E<\/code>/;
 }
 
 if (@errors) {
