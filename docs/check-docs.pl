@@ -2,8 +2,9 @@
 # Checks that docs/mod_connect_tunnel.html matches the code: every directive
 # of the command table has a section (and every section a directive), every
 # CT_LOGNO tag has a row with its level (and no row is left over), and every
-# request note the module sets is listed, with every value of tunnel-end;
-# each directive's Context row matches its command-table context.
+# request note the module sets is listed with the values it can take (the
+# names ct_end_name() gives, literals the code sets); each directive's
+# Context row matches its command-table context (GLOBAL_ONLY included).
 # Usage, from the top of the tree: perl docs/check-docs.pl
 use strict;
 use warnings;
@@ -25,11 +26,16 @@ my %code_text = map { $_ => slurp($_) } @c_files;
 # Directives: AP_INIT_*("Name", func, data, CONTEXT, ...) against
 # <h2 id="name">Name Directive</h2> and the Context row of its table.
 my %directives;
-while ($code_text{'mod_connect_tunnel.c'}
-       =~ /AP_INIT_\w+\(\s*"(\w+)"\s*,[^,]*,[^,]*,\s*([A-Z_|\s]+?)\s*,/g) {
-    my ($name, $flags) = ($1, $2);
+my $entry = $code_text{'mod_connect_tunnel.c'};
+while ($entry =~ /AP_INIT_\w+\(\s*"(\w+)"\s*,\s*(\w+)\s*,[^,]*,
+                  \s*([A-Z_|\s]+?)\s*,/gx) {
+    my ($name, $setter, $flags) = ($1, $2, $3);
+    # A setter that insists on GLOBAL_ONLY narrows RSRC_CONF.
+    my ($body) = $entry =~ /\n[^\n]*\b\Q$setter\E\([^)]*\)\s*\{(.*?)\n\}/s;
+    my $global = defined $body && $body =~ /GLOBAL_ONLY/;
     my @ctx;
-    push @ctx, 'server config', 'virtual host' if $flags =~ /RSRC_CONF/;
+    push @ctx, 'server config' if $flags =~ /RSRC_CONF/;
+    push @ctx, 'virtual host' if $flags =~ /RSRC_CONF/ && !$global;
     push @ctx, 'directory' if $flags =~ /ACCESS_CONF/;
     push @ctx, '.htaccess' if $flags =~ /\bOR_/;
     $directives{$name} = join ', ', @ctx;
@@ -96,14 +102,26 @@ for my $n (@notes) {
         unless $html =~ /<tr><td><code>\Q$n\E<\/code><\/td>/;
 }
 
-# The values of tunnel-end (ct_end_name), in the note's row.
-my ($end_row) = $html =~ /<tr><td><code>tunnel-end<\/code><\/td>(.*?)<\/tr>/s;
+# Values: every name ct_end_name() gives tunnel-end, and every literal a
+# note is set to, must appear in that note's row.
+my %note_of = $report_h =~ /#define\s+(CT_NOTE_\w+)\s+"([^"]+)"/g;
+my %values;
 my $relay = exists $code_text{'modules/ct_relay.c'}
             ? $code_text{'modules/ct_relay.c'} : '';
 while ($relay =~ /case\s+CT_END_(\w+):\s*return\s+"([^"]+)";/g) {
-    next if $1 eq 'NONE';
-    push @errors, "tunnel-end value '$2' is not described in $html_file"
-        unless defined $end_row && $end_row =~ /<code>\Q$2\E<\/code>/;
+    $values{'tunnel-end'}{$2} = 1 unless $1 eq 'NONE';
+}
+for my $file (@c_files) {
+    while ($code_text{$file} =~ /\b(CT_NOTE_\w+)\s*,\s*"([^"]+)"/g) {
+        $values{$note_of{$1}}{$2} = 1 if exists $note_of{$1};
+    }
+}
+for my $n (sort keys %values) {
+    my ($row) = $html =~ /<tr><td><code>\Q$n\E<\/code><\/td>(.*?)<\/tr>/s;
+    for my $v (sort keys %{ $values{$n} }) {
+        push @errors, "$n value '$v' is not described in $html_file"
+            unless defined $row && $row =~ /<code>\Q$v\E<\/code>/;
+    }
 }
 
 if (@errors) {
