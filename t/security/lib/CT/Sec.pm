@@ -237,7 +237,7 @@ sub standalone_config {
               qq{ServerRoot "$dir"\n},
               qq{ServerName localhost\n},
               qq{ErrorLog "$dir/error_log"\n},
-              qq{LogLevel info\n},
+              qq{LogLevel debug\n},
               qq{PidFile "$dir/httpd.pid"\n},
               qq{DefaultRuntimeDir "$dir"\n},
               qq{User $user\nGroup $group\n},
