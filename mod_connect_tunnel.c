@@ -20,6 +20,8 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_proxy.h"
+#include "mod_status.h"
+#include "mpm_common.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
@@ -29,6 +31,9 @@
 #include "ct_splice.h"
 #include "ct_limits.h"
 #include "ct_origin.h"
+#include "ct_reactor.h"
+#include "ct_report.h"
+#include "ct_stats.h"
 
 /* Numbers: the virtual host's value if set, else the main server's. */
 #define CT_MERGE(field) \
@@ -46,6 +51,8 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     conf->max_tunnels = CT_UNSET;
     conf->max_per_child = CT_UNSET;
     conf->max_per_client = CT_UNSET;
+    conf->handoff = CT_UNSET;
+    conf->reactors = CT_UNSET;
     return conf;
 }
 
@@ -64,6 +71,7 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(max_tunnels);
     CT_MERGE(max_per_child);
     CT_MERGE(max_per_client);
+    CT_MERGE(handoff);
     return conf;
 }
 
@@ -152,6 +160,56 @@ static const char *set_zero_copy(cmd_parms *cmd, void *dummy, int on)
     return NULL;
 }
 
+static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
+{
+    (void)dummy;
+    server_conf(cmd)->handoff = on;
+    return NULL;
+}
+
+/* Settings of the whole server, valid outside virtual hosts only. */
+static const char *set_global(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ct_server_conf *conf = server_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *name = cmd->cmd->name;
+    char *end;
+    long n;
+
+    (void)dummy;
+    if (err != NULL) {
+        return err;
+    }
+    if (strcasecmp(name, "ConnectTunnelLog") == 0) {
+        conf->log = arg;
+        return NULL;
+    }
+    if (strcasecmp(name, "ConnectTunnelDrainTimeout") == 0) {
+        if (ap_timeout_parameter_parse(arg, &conf->drain, "s")
+            != APR_SUCCESS || conf->drain < 0) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a time", name,
+                                arg);
+        }
+        return NULL;
+    }
+    n = strtol(arg, &end, 10);
+    if (strcasecmp(name, "ConnectTunnelHandoffMax") == 0) {
+        if (*arg == '\0' || *end != '\0' || n < 0 || n > 1000000) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a number from "
+                                "0 (the descriptor limit decides) to "
+                                "1000000", name, arg);
+        }
+        conf->handoff_max = (int)n;
+        return NULL;
+    }
+    if (*arg == '\0' || *end != '\0' || n < 0 || n > 16) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
+                            "(no reactor) to 16", name, arg);
+    }
+    conf->reactors = (int)n;
+    return NULL;
+}
+
 /* Timeouts (cmd_data: offset of the field); "0" only for the lifetime. */
 static const char *set_time(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -221,6 +279,22 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelMaxLifetime", set_time,
                   CT_FIELD(max_lifetime), RSRC_CONF,
                   "Close any tunnel after this long (default 0: never)"),
+    AP_INIT_FLAG("ConnectTunnelHandoff", set_handoff, NULL, RSRC_CONF,
+                 "On (default) to relay plain-TCP tunnels in reactor "
+                 "threads, so that they hold no worker"),
+    AP_INIT_TAKE1("ConnectTunnelReactorThreads", set_global, NULL,
+                  RSRC_CONF, "Reactor threads per child (default 1; 0 "
+                  "keeps every tunnel in its worker)"),
+    AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_global, NULL, RSRC_CONF,
+                  "Most tunnels one child's reactors hold (default 0: as "
+                  "many as its descriptor limit allows)"),
+    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_global, NULL, RSRC_CONF,
+                  "Longest a gracefully exiting child waits for its "
+                  "tunnels (default 0: until they end, or "
+                  "GracefulShutdownTimeout)"),
+    AP_INIT_TAKE1("ConnectTunnelLog", set_global, NULL, RSRC_CONF,
+                  "File (relative to ServerRoot) or |program receiving "
+                  "one record per finished tunnel"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnels", set_limit,
                   CT_FIELD(max_tunnels), RSRC_CONF,
                   "Open tunnels in the whole server (default 0: no limit)"),
@@ -272,6 +346,11 @@ static int ct_post_read_request(request_rec *r)
     return DECLINED;
 }
 
+static ct_server_conf *main_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &connect_tunnel_module);
+}
+
 static int ct_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                          apr_pool_t *ptemp)
 {
@@ -292,7 +371,9 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     ct_origin_local_addresses(pconf, s);
-    if (ct_limits_post_config(pconf, s) != APR_SUCCESS) {
+    if (ct_limits_post_config(pconf, s) != APR_SUCCESS
+        || ct_stats_post_config(pconf, s) != APR_SUCCESS
+        || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!ct_splice_supported()) {
@@ -309,9 +390,41 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Whether any server hands tunnels off: then children run reactors. */
+static int any_handoff(server_rec *s)
+{
+    for (; s != NULL; s = s->next) {
+        ct_server_conf *conf = ap_get_module_config(s->module_config,
+                                                    &connect_tunnel_module);
+
+        if (conf->handoff != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void ct_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    ct_server_conf *conf = main_conf(s);
+    int threads = conf->reactors != CT_UNSET ? conf->reactors
+                                             : CT_DEFAULT_REACTORS;
+
     ct_limits_child_init(pchild, s);
+    ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
+                          conf->handoff_max, conf->drain);
+}
+
+static void ct_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    ct_reactor_child_stopping(graceful);
+}
+
+static int ct_pre_close_connection(conn_rec *c)
+{
+    ct_handler_pre_close(c);
+    return OK;
 }
 
 static void ct_optional_fn_retrieve(void)
@@ -335,6 +448,12 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_optional_fn_retrieve(ct_optional_fn_retrieve, NULL, NULL,
                                  APR_HOOK_MIDDLE);
     ap_hook_child_init(ct_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(ct_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First, so that no other hook sees a handed-off connection as live. */
+    ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
+                                 APR_HOOK_REALLY_FIRST);
+    APR_OPTIONAL_HOOK(ap, status_hook, ct_stats_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: ct_private.h already declared the log index. */

@@ -32,6 +32,12 @@
 /* ConnectTunnelDefaultDeny's default: the SSRF guard is on. */
 #define CT_DEFAULT_DENY 1
 
+/* ConnectTunnelHandoff's default: idle tunnels leave the workers. */
+#define CT_DEFAULT_HANDOFF 1
+
+/* ConnectTunnelReactorThreads' default: one per child. */
+#define CT_DEFAULT_REACTORS 1
+
 /* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
  * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
@@ -45,6 +51,12 @@ typedef struct {
     int max_tunnels;            /* ConnectTunnelMaxTunnels (whole server) */
     int max_per_child;          /* ConnectTunnelMaxTunnelsPerChild */
     int max_per_client;         /* ConnectTunnelMaxTunnelsPerClient */
+    int handoff;                /* ConnectTunnelHandoff */
+    /* Main server only: */
+    int reactors;               /* ConnectTunnelReactorThreads */
+    int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */
+    apr_interval_time_t drain;  /* ConnectTunnelDrainTimeout (0: none) */
+    const char *log;            /* ConnectTunnelLog */
 } ct_server_conf;
 
 /* Per-directory configuration: the server's defaults and <Proxy>. */

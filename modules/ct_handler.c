@@ -22,7 +22,12 @@
 #include "ct_relay.h"
 #include "ct_report.h"
 #include "ct_limits.h"
+#include "ct_reactor.h"
+#include "ct_stats.h"
 #include "ct_handler.h"
+
+/* Marks a connection whose tunnel went on in a reactor (conn_config). */
+static char ct_handed_off;
 
 /* Per-request settings derived once from the configuration. */
 typedef struct {
@@ -31,6 +36,7 @@ typedef struct {
     apr_interval_time_t max_lifetime;   /* 0: none */
     apr_size_t bufsize;
     int zero_copy;
+    int handoff;
 } ct_settings;
 
 static void settings(request_rec *r, proxy_server_conf *pconf,
@@ -59,6 +65,8 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
     s->max_lifetime = conf->max_lifetime != CT_UNSET ? conf->max_lifetime
                                                      : 0;
     s->zero_copy = ct_conf_zero_copy(conf);
+    s->handoff = conf->handoff != CT_UNSET ? conf->handoff
+                                           : CT_DEFAULT_HANDOFF;
     s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
                                            : CT_DEFAULT_BUFFER_SIZE;
     /* One pass above FlushMaxThreshold would make the core write block. */
@@ -177,6 +185,50 @@ static apr_status_t send_established(request_rec *r)
     return rv;
 }
 
+/*
+ * Give the tunnel to a reactor when it is safe (plain TCP, passive
+ * filters, nothing pending, a place reserved).  After this the worker
+ * keeps nothing of the tunnel; the MPM closes its copy of the client
+ * socket without a shutdown because the connection is marked.
+ */
+static int hand_off(request_rec *r, const ct_settings *s,
+                    const char *target, ct_tunnel *tunnel)
+{
+    ct_handoff h;
+
+    if (!s->handoff || !ct_reactor_reserve()) {
+        return 0;
+    }
+    memset(&h, 0, sizeof(h));
+    if (ct_tunnel_handoff(tunnel, &h) != APR_SUCCESS) {
+        ct_reactor_unreserve();
+        return 0;
+    }
+    h.idle = s->idle_timeout;
+    h.lifetime = s->max_lifetime;
+    h.zero_copy = s->zero_copy;
+    h.start = r->request_time;
+    h.client = r->useragent_ip;
+    h.target = target;
+    h.address = apr_table_get(r->notes, CT_NOTE_ADDRESS);
+    ct_limits_detach(r, &h.limits);
+    ap_set_module_config(r->connection->conn_config,
+                         &connect_tunnel_module, &ct_handed_off);
+    ct_report_handed_off(r, tunnel);
+    /* Cannot fail once reserved; the descriptors are the reactor's. */
+    (void)ct_reactor_submit(&h);
+    return 1;
+}
+
+void ct_handler_pre_close(conn_rec *c)
+{
+    if (ap_get_module_config(c->conn_config, &connect_tunnel_module)
+        == &ct_handed_off) {
+        /* The reactor owns the tunnel: no shutdown(), no lingering. */
+        c->aborted = 1;
+    }
+}
+
 /* Step 7: relay until the tunnel ends, then account for it. */
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                   ct_origin *o)
@@ -197,6 +249,10 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00013)
                       "setting up the tunnel to %s failed", target);
         r->connection->aborted = 1;
+        ct_stats_closed(CT_IN_WORKER, 0, 0);
+        return;
+    }
+    if (hand_off(r, s, target, tunnel)) {
         return;
     }
     end = ct_tunnel_run(tunnel);
@@ -218,6 +274,16 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     apr_status_t rv;
     int rc;
 
+    if (proxyname == NULL
+        && apr_table_get(r->notes, CT_NOTE_UPSTREAM_FAILED)) {
+        /* mod_proxy tries a direct connection after every upstream proxy
+         * answered 502; a site that routes through a parent proxy must
+         * not be bypassed when the parent is down: fail closed. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00017)
+                      "no direct connection to '%.*s': its upstream proxy "
+                      "failed", 255, url);
+        return HTTP_BAD_GATEWAY;
+    }
     if (r->connection->master != NULL) {
         /* An HTTP/2 stream has no socket of its own to relay with. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
@@ -234,6 +300,9 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         || (rc = ct_limits_acquire(r)) != OK
         || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
                                 s.connect_timeout, &o)) != OK) {
+        if (proxyname && rc == HTTP_BAD_GATEWAY) {
+            apr_table_setn(r->notes, CT_NOTE_UPSTREAM_FAILED, proxyname);
+        }
         return rc;
     }
     ct_report_connected(r, o.local_port, o.addr);
@@ -245,7 +314,8 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         r->connection->aborted = 1;
     }
     else {
-        /* 7. relay and report */
+        /* 7. relay (here or in a reactor) and report */
+        ct_stats_opened(CT_IN_WORKER);
         relay(r, &s, &t, &o);
     }
     /* The origin is closed at once: no lingering in the worker. */

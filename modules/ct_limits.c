@@ -44,10 +44,7 @@ static ct_shared *ct_table;
 static apr_global_mutex_t *ct_mutex;
 
 /* What one acquired tunnel holds, given back by the pool cleanup. */
-typedef struct {
-    ct_client_slot *slot;       /* NULL: no per-client count */
-    int shared;                 /* counted in ct_table->live */
-} ct_hold;
+typedef ct_limit_hold ct_hold;
 
 void ct_limits_pre_config(apr_pool_t *pconf)
 {
@@ -151,11 +148,25 @@ static apr_status_t release(void *data)
             ct_table->live--;
         }
         if (hold->slot) {
-            hold->slot->count--;
+            ((ct_client_slot *)hold->slot)->count--;
         }
         apr_global_mutex_unlock(ct_mutex);
     }
     return APR_SUCCESS;
+}
+
+void ct_limits_detach(request_rec *r, ct_limit_hold *out)
+{
+    ct_hold *hold = ap_get_module_config(r->request_config,
+                                         &connect_tunnel_module);
+
+    *out = *hold;
+    apr_pool_cleanup_kill(r->pool, hold, release);
+}
+
+void ct_limits_release(ct_limit_hold *hold)
+{
+    (void)release(hold);
 }
 
 static int refuse(request_rec *r, int status, const char *what, int limit)
@@ -209,13 +220,22 @@ int ct_limits_acquire(request_rec *r)
 {
     ct_server_conf *conf = ap_get_module_config(r->server->module_config,
                                                 &connect_tunnel_module);
-    ct_hold *hold = apr_pcalloc(r->pool, sizeof(*hold));
-    apr_uint32_t before = apr_atomic_inc32(&ct_child_live);
+    ct_hold *hold;
+    apr_uint32_t before;
     apr_status_t rv;
     int rc = OK;
 
+    if (ap_get_module_config(r->request_config, &connect_tunnel_module)) {
+        /* Counted already: mod_proxy retries the next upstream proxy. */
+        return OK;
+    }
+    hold = apr_pcalloc(r->pool, sizeof(*hold));
+    before = apr_atomic_inc32(&ct_child_live);
+
     apr_pool_cleanup_register(r->pool, hold, release, apr_pool_cleanup_null);
-    if (conf->max_per_child > 0 && before >= (apr_uint32_t)conf->max_per_child) {
+    ap_set_module_config(r->request_config, &connect_tunnel_module, hold);
+    if (conf->max_per_child > 0
+        && before >= (apr_uint32_t)conf->max_per_child) {
         return refuse(r, HTTP_SERVICE_UNAVAILABLE, "this child process",
                       conf->max_per_child);
     }

@@ -30,6 +30,12 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s);
  */
 void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* The counts one tunnel holds, for a tunnel that outlives its request. */
+typedef struct {
+    void *slot;                 /* per-client slot, or NULL */
+    int shared;                 /* counted server-wide */
+} ct_limit_hold;
+
 /**
  * Count one more tunnel for r, or refuse it: 503 when the child or the
  * server is full, 429 when the client is.  The count is given back when
@@ -37,6 +43,17 @@ void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
  * @return OK or the HTTP status to answer with
  */
 int ct_limits_acquire(request_rec *r);
+
+/**
+ * Take r's counts away from r's pool: the tunnel goes on after r, and
+ * whoever ends it calls ct_limits_release().
+ */
+void ct_limits_detach(request_rec *r, ct_limit_hold *out);
+
+/**
+ * Give back the counts of a detached tunnel (any thread).
+ */
+void ct_limits_release(ct_limit_hold *hold);
 
 /**
  * Tunnels open in this child process now.

@@ -24,7 +24,8 @@ typedef enum {
     CT_END_LIFETIME,        /* the tunnel reached its maximum lifetime */
     CT_END_CLIENT_ERROR,    /* reading from or writing to the client */
     CT_END_ORIGIN_ERROR,    /* reading from or writing to the origin */
-    CT_END_INTERNAL         /* polling failed */
+    CT_END_INTERNAL,        /* polling failed */
+    CT_END_SHUTDOWN         /* the child stopped */
 } ct_end;
 
 /* What the pump waits for on each side, as APR_POLLIN / APR_POLLOUT. */
@@ -78,6 +79,16 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w);
  * Drive the pump from a pollset until the tunnel ends.
  */
 ct_end ct_tunnel_run(ct_tunnel *t);
+
+struct ct_handoff_s;
+
+/**
+ * Prepare to give the tunnel to a reactor: the client connection must be
+ * plain TCP with passive filters and nothing pending either way; bytes the
+ * input filters hold are drained into h->early.  On success h holds
+ * duplicates of both descriptors; otherwise the tunnel stays usable here.
+ */
+apr_status_t ct_tunnel_handoff(ct_tunnel *t, struct ct_handoff_s *h);
 
 /**
  * Payload bytes moved client to origin (up) and origin to client (down).
