@@ -165,7 +165,7 @@ AllowCONNECT all
 EOF
 my $mark_a = log_mark($a->{error_log});
 
-refused($pa, @$_) for @guarded;
+refused($pa, @$_[0 .. 2]) for @guarded;
 
 # A name the namespace's hosts file does not know goes to DNS, which
 # fails here without anything leaving: 502 and error=dns_error.

@@ -1,10 +1,15 @@
 # How long a tunnel may live:
 #   ConnectTunnelIdleTimeout 2   a tunnel that moves no bytes is closed
 #       (both ends) after about 2 s, with an info line CT00050 and
-#       "end=idle-timeout" in the access log; a tunnel that moves a byte
-#       every 0.5 s outlives it and still relays afterwards;
+#       "end=idle-timeout" in the end-of-tunnel log (ConnectTunnelLog); a
+#       tunnel that moves a byte every 0.5 s outlives it and still relays
+#       afterwards;
 #   ConnectTunnelMaxLifetime 3   even a busy tunnel is closed after about
-#       3 s, with CT00052 and "end=lifetime".
+#       3 s, with CT00052 ("maximum lifetime of 3000 ms") and
+#       "end=lifetime";
+# and a tunnel that simply ends logs neither line.  Both relays are
+# covered: `make test` runs the suite with reactors (the default) and
+# with tunnels kept in workers.
 # (ConnectTunnelConnectTimeout's 504 is in 30_proxy_status.t.)
 # The three tunnels run at once, to keep the file short.  Times are only
 # checked against generous bounds: a close must come, within 10 s, and
@@ -18,9 +23,9 @@ use IO::Select;
 use Time::HiRes qw(time);
 use CT::Raw qw(vhost_port);
 use CT::Sec qw(listener take_accepts tunnel_via echo_ok log_mark log_since
-               wait_log no_crash);
+               wait_log wait_count no_crash);
 
-plan tests => 12;
+plan tests => 13;
 
 my $start = log_mark();
 my $l = listener('127.0.0.1');
@@ -49,8 +54,9 @@ my %by_sock = map { my $n = $_;
                     ($t{$n}{c} => [$n, 'c'], $t{$n}{o} => [$n, 'o']) }
               keys %t;
 while (time < $t_begin + 12) {
+    # After 'busy' stops sending, a second more lets its last bytes land.
     my $done = $t{idle}{closed} && $t{life}{closed}
-               && time > $t_begin + $busy_for;
+               && time > $t_begin + $busy_for + 1;
     last if $done;
     if (time >= $next_tick) {
         for my $n (qw(busy life)) {
@@ -84,7 +90,7 @@ while (time < $t_begin + 12) {
     ok $t->{closed} && $after > 1 && $after < 10
         or t_debug("idle tunnel closed after $after s (0: never)");
     ok $t->{o_closed} or t_debug('origin end of the idle tunnel not closed');
-    ok wait_log($start, qr/CT00050: tunnel to 127\.0\.0\.1:$port closed: idle for 2000 ms/, 5)
+    ok wait_log($start, qr/CT00050: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: idle for 2000 ms/, 5)
        ne '' or t_debug('no CT00050 line');
     ok tunnel_end("127.0.0.1:$port", 'idle-timeout') >= 1;
 }
@@ -110,19 +116,23 @@ while (time < $t_begin + 12) {
     ok $t->{moved} && $t->{moved} >= 4
         or t_debug('the lifetime tunnel was not busy: '
                    . ($t->{moved} // 0) . ' bytes');
-    ok wait_log($start, qr/CT00052: tunnel to 127\.0\.0\.1:$port closed: maximum lifetime of 3000 ms reached/, 5)
+    ok wait_log($start, qr/CT00052: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: maximum lifetime of 3000 ms reached/, 5)
        ne '' or t_debug('no CT00052 line');
     ok tunnel_end("127.0.0.1:$port", 'lifetime') >= 1;
 }
 
-# Lines of the tunnel_log for CONNECTs to $target with that end reason.
+# Records of the end-of-tunnel log (ConnectTunnelLog, extra.conf.in) for
+# tunnels to $target that ended for that reason; it has one record per
+# finished tunnel in both relays (a worker's and a reactor's).
 sub tunnel_end {
     my ($target, $end) = @_;
-    my $file = Apache::Test::vars('t_logs') . '/tunnel_log';
+    my $file = Apache::Test::vars('t_logs') . '/tunnels_log';
     my $deadline = time + 5;
     while (1) {
-        open my $fh, '<', $file or return 0;
-        my $n = grep { /"CONNECT \Q$target\E HTTP.* end=\Q$end\E / } <$fh>;
+        my $n = 0;
+        if (open my $fh, '<', $file) {
+            $n = grep { / target=\Q$target\E .* end=\Q$end\E / } <$fh>;
+        }
         return $n if $n || time > $deadline;
         select undef, undef, undef, 0.1;
     }
@@ -135,4 +145,16 @@ sub tunnel_end {
     ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
     close $_ for $s, @got;
     ok no_crash($start);
+}
+
+# Only the tunnels that expired say so: once all four have ended (the
+# busy one and the last one closed by the client), there is one idle
+# line and one lifetime line for this origin, and no other.
+{
+    wait_count('tunnels_log', qr/ target=127\.0\.0\.1:$port /, 4, 10);
+    my $text = log_since($start);
+    my $idle = () = $text =~ /CT00050: [^\n]* to 127\.0\.0\.1:$port closed/g;
+    my @life = $text =~ /(CT00052: [^\n]* to 127\.0\.0\.1:$port closed[^\n]*)/g;
+    ok $idle == 1 && @life == 1
+        or t_debug("$idle idle line(s); lifetime lines:\n" . join "\n", @life);
 }

@@ -20,8 +20,8 @@ use Apache::Test ();
 use CT::Raw qw(read_head);
 
 our @EXPORT_OK = qw(free_port listener take_accepts connect_via tunnel_via echo_ok
-                    ps_error log_mark log_since wait_log tunnel_log_count
-                    wait_tunnel_logged config_test standalone_config
+                    ps_error log_mark log_since wait_log count_lines
+                    wait_count config_test standalone_config
                     start_httpd stop_httpd in_netns have_netns_tools
                     closed_within no_crash);
 
@@ -157,29 +157,27 @@ sub wait_log {
     }
 }
 
-# Lines of the shared server's tunnel_log for CONNECTs to $target.
-sub tunnel_log_count {
-    my $target = shift;
-    my $file = Apache::Test::vars('t_logs') . '/tunnel_log';
+# Lines of a log of the shared test server (a name under t/logs)
+# matching $re.
+sub count_lines {
+    my ($name, $re) = @_;
+    my $file = Apache::Test::vars('t_logs') . "/$name";
     open my $fh, '<', $file or return 0;
     my $n = 0;
     while (<$fh>) {
-        $n++ if /"CONNECT \Q$target\E HTTP/;
+        $n++ if /$re/;
     }
     return $n;
 }
 
-# Wait (bounded) until $n CONNECTs to $target have been logged: the
-# server logs a request just before it frees it, and its tunnel counts
-# are given back when it is freed.
-sub wait_tunnel_logged {
-    my ($target, $n, $wait) = @_;
+# Wait (bounded) until that log has at least $n such lines.
+sub wait_count {
+    my ($name, $re, $n, $wait) = @_;
     my $deadline = time + ($wait // $WAIT);
-    while (tunnel_log_count($target) < $n) {
+    while (count_lines($name, $re) < $n) {
         return 0 if time > $deadline;
         sleep 0.05;
     }
-    sleep 0.2;
     return 1;
 }
 
