@@ -225,7 +225,7 @@ sub scratch_dir {
 # authz_host, proxy and this module, logs and PID file in the directory,
 # then $body (which holds the Listen lines and everything else).
 sub standalone_config {
-    my ($body) = @_;
+    my ($body, %o) = @_;
     my $dir = scratch_dir();
     my $user  = Apache::Test::vars('user');
     my $group = Apache::Test::vars('group');
@@ -239,9 +239,9 @@ sub standalone_config {
               qq{PidFile "$dir/httpd.pid"\n},
               qq{DefaultRuntimeDir "$dir"\n},
               qq{User $user\nGroup $group\n},
-              qq{StartServers 1\nServerLimit 1\nThreadsPerChild 16\n},
-              qq{MaxRequestWorkers 16\nMinSpareThreads 1\n},
-              qq{MaxSpareThreads 16\n},
+              $o{mpm} // (qq{StartServers 1\nServerLimit 1\n}
+                          . qq{ThreadsPerChild 16\nMaxRequestWorkers 16\n}
+                          . qq{MinSpareThreads 1\nMaxSpareThreads 16\n}),
               $body, "\n";
     close $fh or die "write $file: $!";
     return ($dir, $file);
@@ -258,10 +258,11 @@ sub config_test {
 
 # Start a standalone httpd ("-k start") on $body, which must Listen on
 # 127.0.0.1:$port; waits until the port accepts.  Returns a hash with
-# the directory, the error log and the PID.
+# the directory, the error log and the PID.  $o{mpm}: MPM settings in
+# place of the default one child of 16 threads.
 sub start_httpd {
-    my ($body, $port) = @_;
-    my ($dir, $conf) = standalone_config($body);
+    my ($body, $port, %o) = @_;
+    my ($dir, $conf) = standalone_config($body, %o);
     my $httpd = Apache::Test::vars('httpd');
     my $pidfile = "$dir/httpd.pid";
     my $out = `'$httpd' -d '$dir' -f '$conf' -k start 2>&1`;
