@@ -8,8 +8,9 @@
 #
 # This needs a server of its own (the shared test server is not to be
 # restarted under the other tests): it listens on loopback, allows
-# loopback origins, and is restarted and stopped by its own PID.  It runs
-# twice: tunnels in reactors (the default), and kept in workers.
+# loopback origins, and is restarted and stopped by its own PID.  It uses
+# the relay the suite runs with (reactors, workers, or workers through
+# the filters: `make test` runs all three).
 use strict;
 use warnings;
 use lib 't/lib', 't/security/lib';
@@ -17,11 +18,10 @@ use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time sleep);
 use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark wait_log start_httpd stop_httpd no_crash);
+               log_mark wait_log start_httpd stop_httpd no_crash relay_mode);
 
-my @modes = ([ reactor => '' ], [ worker => 'ConnectTunnelHandoff Off' ]);
 
-plan tests => 7 * @modes;
+plan tests => 7;
 
 # Wait (bounded) until $file has a line matching $re, then a moment for
 # the tunnel's counts to be given back (right after its record).
@@ -39,8 +39,8 @@ sub wait_count_file {
     sleep 0.2;
 }
 
-for (@modes) {
-    my ($mode, $line) = @$_;
+{
+    my $mode = relay_mode();
     my $port = free_port();
     my $srv = start_httpd(<<"EOF", $port, mpm => <<'MPM');
 Listen 127.0.0.1:$port
@@ -53,7 +53,6 @@ ConnectTunnelAllow loopback
 ConnectTunnelMaxTunnels 3
 ConnectTunnelMaxTunnelsPerClient 2
 ConnectTunnelLog tunnels_log
-$line
 EOF
 StartServers 1
 ServerLimit 4

@@ -23,7 +23,7 @@ our @EXPORT_OK = qw(free_port listener take_accepts connect_via tunnel_via echo_
                     ps_error log_mark log_since wait_log count_lines
                     wait_count config_test standalone_config
                     start_httpd stop_httpd in_netns have_netns_tools
-                    closed_within no_crash);
+                    closed_within no_crash relay_mode);
 
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
@@ -214,6 +214,23 @@ sub load_lines {
     return $text . qq{LoadModule connect_tunnel_module "$so"\n};
 }
 
+# The relay the suite runs with (`make test` runs it once per relay):
+# a standalone server is configured the same way.
+sub relay_mode {
+    my $defines = Apache::Test::vars('defines') // '';
+    return $defines =~ /\bCT_FILTER_PATH\b/ ? 'filter'
+         : $defines =~ /\bCT_WORKER\b/      ? 'worker'
+         :                                     'reactor';
+}
+
+sub relay_lines {
+    my $mode = relay_mode();
+    return $mode eq 'filter' ? "ConnectTunnelHandoff Off\n"
+                               . "ConnectTunnelZeroCopy Off\n"
+         : $mode eq 'worker' ? "ConnectTunnelHandoff Off\n"
+         :                     '';
+}
+
 # A private world-readable directory, removed at exit.
 sub scratch_dir {
     my $dir = tempdir('ct-sec-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -223,7 +240,8 @@ sub scratch_dir {
 
 # A minimal httpd.conf in a fresh directory: mpm_event, authz_core,
 # authz_host, proxy and this module, logs and PID file in the directory,
-# then $body (which holds the Listen lines and everything else).
+# the suite's relay (relay_lines), then $body (which holds the Listen
+# lines and everything else).
 sub standalone_config {
     my ($body, %o) = @_;
     my $dir = scratch_dir();
@@ -242,6 +260,7 @@ sub standalone_config {
               $o{mpm} // (qq{StartServers 1\nServerLimit 1\n}
                           . qq{ThreadsPerChild 16\nMaxRequestWorkers 16\n}
                           . qq{MinSpareThreads 1\nMaxSpareThreads 16\n}),
+              relay_lines(),
               $body, "\n";
     close $fh or die "write $file: $!";
     return ($dir, $file);
