@@ -23,7 +23,7 @@ use CT::Sec qw(listener take_accepts tunnel_via connect_via echo_ok
                ps_error log_mark log_since wait_log count_lines wait_count
                no_crash);
 
-plan tests => 21;
+plan tests => 25;
 
 my $start = log_mark();
 
@@ -109,6 +109,37 @@ sub settle {
     ok $status5 == 200 && @got5 == 1 && echo_ok($s5, $got5[0], 'pc-again')
         or t_debug("after closing one: got $status5 after $tries tries");
     close $_ for $s5, @got5, @client, @origin;
+    settle($target);
+}
+
+# --- Failed dials give their count back. ---
+# Three CONNECTs from 127.0.0.9 to a closed port are counted while they
+# dial and must be given back when they fail (502): two tunnels from that
+# address must work afterwards, and only the third be refused.
+{
+    my $closed = CT::Sec::free_port();
+    my @fail;
+    for (1 .. 3) {
+        my ($s, $status, $h) = open_tunnel('ct_sec_perclient',
+                                           "127.0.0.1:$closed",
+                                           from => '127.0.0.9');
+        push @fail, "$status " . ps_error($h);
+        close $s;
+    }
+    ok "@fail" eq join ' ', ('502 connection_refused') x 3
+        or t_debug("dials to a closed port: @fail");
+    settle("127.0.0.1:$closed");
+    my $l = listener('127.0.0.1');
+    my $target = '127.0.0.1:' . $l->sockport;
+    my (@st, @keep);
+    for (1 .. 3) {
+        my ($s, $status) = open_tunnel('ct_sec_perclient', $target,
+                                       from => '127.0.0.9');
+        push @st, $status;
+        push @keep, $s, take_accepts($status == 200 ? 5 : 0, $l);
+    }
+    ok "@st" eq '200 200 429' or t_debug("after failed dials: @st");
+    close $_ for @keep;
     settle($target);
 }
 
