@@ -307,7 +307,9 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
                       "CONNECT over HTTP/2 is not supported; the client "
                       "should use HTTP/1.1 to the proxy");
-        return HTTP_NOT_IMPLEMENTED;
+        return ct_report_refusal(r, HTTP_NOT_IMPLEMENTED,
+                                 CT_PS_REQUEST_ERROR,
+                                 "CONNECT over HTTP/2 is not supported.");
     }
     settings(r, pconf, &s);
     /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules,
