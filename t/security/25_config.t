@@ -81,6 +81,9 @@ my @bad = (
     [ 'ConnectTunnelMaxTunnelsPerChild ten', 'ten',        'a word for a limit' ],
     [ 'ConnectTunnelMaxTunnelsPerClient 2.5', '2.5',       'a fraction' ],
     [ 'ConnectTunnelMaxTunnelsPerClient 0x10', '0x10',     'a hex number' ],
+    [ 'ConnectTunnelMaxTunnels +5',        '+5',           'a signed limit' ],
+    [ 'ConnectTunnelMaxTunnels 99999999999999999999',
+      '99999999999999999999',                              'a huge limit' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
