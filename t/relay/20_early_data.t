@@ -1,0 +1,85 @@
+# Bytes a client sends in the same write as the CONNECT head, before it
+# has seen the 200 ("optimistic" data, e.g. a TLS ClientHello sent at
+# once), are tunnel payload: they must reach the origin exactly once, in
+# order, ahead of what the client sends later, and must never be parsed
+# as a second request.  The core input filter (or mod_ssl, for a client
+# speaking TLS to the proxy) already holds these bytes when the tunnel
+# starts, so a relay that only reads the socket loses them.
+#
+# Each origin is a sink that expects a known number of bytes, answers
+# with their count and SHA-256, then counts any extra bytes (a duplicate)
+# until the client closes.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use Digest::SHA ();
+use CT::Origin ();
+use CT::Tools qw(open_tunnel write_all read_upto read_to_eof);
+
+plan tests => 5 * 7, need_module('ssl');
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 120;
+
+# A TLS 1.2 ClientHello-shaped record: handshake type 1, a random, a
+# session id, cipher suites and an SNI extension, as a browser would send
+# right behind its CONNECT.
+sub client_hello {
+    my $sni = 'localhost';
+    my $ext_sni = pack('n n n C n a*', 0, length($sni) + 5, length($sni) + 3,
+                       0, length $sni, $sni);
+    my $suites = pack 'n*', 0x1301, 0x1302, 0xc02f, 0xc030, 0x009c;
+    my $body = pack('n', 0x0303) . join('', map { chr(($_ * 37) & 255) }
+                                               1 .. 32)
+             . pack('C', 32) . ("\x5a" x 32)
+             . pack('n', length $suites) . $suites
+             . pack('C C', 1, 0)
+             . pack('n', length $ext_sni) . $ext_sni;
+    my $hs = pack('C', 1) . substr(pack('N', length $body), 1) . $body;
+    return pack('C n n', 0x16, 0x0301, length $hs) . $hs;
+}
+
+my $payload = CT::Origin::Stream->new(200 * 1024, 11)->next(200 * 1024);
+
+# name => [vhost, tls, early bytes, bytes sent after the 200]
+my @cases = (
+    ['short early bytes', 'ct_all', 0, 'EARLYBYTES', '+AFTER-THE-200'],
+    ['200 KiB early payload', 'ct_all', 0, $payload, ''],
+    ['a TLS ClientHello', 'ct_all', 0, client_hello(), ''],
+    ['short early bytes over a TLS proxy', 'ct_relay_tls_proxy', 1,
+     'EARLYBYTES', '+AFTER-THE-200'],
+    ['200 KiB early payload over a TLS proxy', 'ct_relay_tls_proxy', 1,
+     $payload, ''],
+);
+
+for my $case (@cases) {
+    my ($name, $vhost, $tls, $early, $later) = @$case;
+    my $all = $early . $later;
+    my $origin = CT::Origin->start('sink', expect => length $all);
+    my ($s, $status, $rest) = open_tunnel($vhost, $origin->port,
+                                          tls => $tls, after => $early);
+    is $status, 200, "$name: the tunnel is established";
+    write_all($s, $later) if length $later;
+
+    # The sink's answer, then nothing: not a 400 for bytes taken for a
+    # request, not a second copy of anything.
+    my $want_reply = sprintf "SINK bytes=%d sha256=%s\n", length $all,
+                             Digest::SHA::sha256_hex($all);
+    my ($reply, $state) = read_upto($s, length($want_reply) - length $rest,
+                                    15);
+    $reply = $rest . $reply;
+    is $reply, $want_reply, "$name: the origin got every byte, in order";
+    my $rep = $origin->wait_for(1, 'sha256', 5) // {};
+    is $rep->{bytes}, length $all, "$name: the origin counted them once";
+    is $rep->{head}, substr($all, 0, 256),
+        "$name: the early bytes came first";
+    close $s;
+    $rep = $origin->wait_for(1, 'extra', 10) // {};
+    is $rep->{extra}, 0, "$name: nothing was repeated after them";
+    ok !$rep->{died}, "$name: the origin ran normally"
+        or diag $rep->{died};
+    is $rep->{error}, '', "$name: the origin saw no error";
+    $origin->stop;
+}
