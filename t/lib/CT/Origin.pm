@@ -23,7 +23,8 @@ package CT::Origin;
 #   duplex      writes `bytes` of a stream while reading `expect` bytes, at
 #               once (non-blocking), then closes
 #   shut_first  writes `greeting`, shuts its write side down, then reads
-#               until end of stream and reports what it got
+#               until end of stream and reports what it got (`got`: the
+#               first 2000 bytes, `bytes`, `sha256`)
 #   hold        reads (and discards) until end of stream; reports when
 #
 # Every process is bounded in time by alarm(); stop() (or DESTROY) kills
@@ -401,6 +402,7 @@ sub h_shut_first {
     shutdown $c, SHUT_WR;
     $report->(shut => 1, shut_at => sprintf('%.3f', time));
     my ($got, $bytes, $eof, $err) = ('', 0, 0, '');
+    my $sha = Digest::SHA->new(256);
     while (1) {
         my $n = sysread $c, my $buf, 65536;
         if (!defined $n) {
@@ -413,10 +415,11 @@ sub h_shut_first {
             last;
         }
         $bytes += $n;
+        $sha->add($buf);
         $got .= $buf if length $got < 4000;
     }
     $report->(got => substr($got, 0, 2000), bytes => $bytes, eof => $eof,
-              error => $err);
+              sha256 => $sha->hexdigest, error => $err);
     close $c;
 }
 
