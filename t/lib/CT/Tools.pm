@@ -22,7 +22,7 @@ use Time::HiRes qw(time sleep);
 use Apache::Test ();
 use CT::Raw ();
 
-our @EXPORT_OK = qw(run_cmd open_tunnel tls_socket read_upto read_to_eof
+our @EXPORT_OK = qw(run_cmd open_tunnel tls_socket readable read_upto read_to_eof
                     read_head_any write_all duplex log_path log_mark
                     wait_log_line log_lines_since httpd_children
                     child_for_local_port vm_rss_kib ca_file
