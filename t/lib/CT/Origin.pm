@@ -21,7 +21,9 @@ package CT::Origin;
 #               it can or `chunk` bytes every `interval` seconds, reporting
 #               its progress as `sent` every 0.2 s; then closes
 #   duplex      writes `bytes` of a stream while reading `expect` bytes, at
-#               once (non-blocking), then closes
+#               once (non-blocking); reports `recv_done` (with `bytes`,
+#               `sha256`) and `send_done` (with `sent_sha256`) as each way
+#               completes, `done` when both have, then closes
 #   shut_first  writes `greeting`, shuts its write side down, then reads
 #               until end of stream and reports what it got (`got`: the
 #               first 2000 bytes, `bytes`, `sha256`)
@@ -365,6 +367,9 @@ sub h_duplex {
             if (defined $n && $n > 0) {
                 $got += $n;
                 $sha->add($buf);
+                # What was expected is in: say so, whatever the other way.
+                $report->(bytes => $got, sha256 => $sha->clone->hexdigest,
+                          recv_done => 1) if $got >= $expect;
             }
             elsif (defined $n) {
                 $eof = 1;
@@ -378,6 +383,9 @@ sub h_duplex {
             if (defined $n) {
                 substr($pending, 0, $n, '');
                 $st->{sent} += $n;
+                $report->(sent => $st->{sent}, sent_sha256 => $st->sha256,
+                          send_done => 1)
+                    if $st->done && !length $pending;
             }
             elsif (!$!{EAGAIN} && !$!{EINTR}) {
                 $err = "write: $!";
