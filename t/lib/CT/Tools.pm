@@ -222,7 +222,8 @@ sub read_head_any {
 
 # CONNECT to 127.0.0.1:$port through the proxy virtual host $vhost.
 # Options: after (bytes sent in the same write as the request), tls (speak
-# TLS to the proxy), wait.  Returns (socket, status, bytes past the head).
+# TLS to the proxy), wait.  Returns (socket, status, bytes past the head,
+# the request as sent, the reply head as received).
 sub open_tunnel {
     my ($vhost, $port, %opt) = @_;
     my $target = "127.0.0.1:$port";
@@ -233,7 +234,8 @@ sub open_tunnel {
     # One write: the payload rides right behind the request head.
     write_all($s, $req) or die "writing the CONNECT: $!";
     my ($status, $head, $rest) = read_head_any($s, $opt{wait});
-    return ($s, $status, $rest // '');
+    return ($s, $status, $rest // '', $req, defined $head ? "$head\r\n\r\n"
+                                                         : undef);
 }
 
 # Send $stream (a CT::Origin::Stream) on $s while reading $expect bytes,

@@ -1,0 +1,64 @@
+# What a tunnel leaves in the access log (format "tunnel" in
+# t/conf/extra.conf.in): the proxy-source-port note is the local port of
+# the proxy's connection to the origin, i.e. exactly the peer port the
+# origin saw; %I and %O (mod_logio) count the tunnel's bytes, not just
+# the CONNECT request and its 200; the tunnel-bytes-up/-down notes count
+# the payload exactly.  1 MiB goes each way, through the plain proxy and
+# through the proxy spoken to over TLS (where %I/%O also count TLS
+# overhead, so only lower bounds are asserted for them; in plain HTTP they
+# are exact: the request plus the payload in, the 200 plus the payload
+# out).
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use CT::Origin ();
+use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line);
+
+plan tests => 2 * 8, need_module('ssl');
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 90;
+
+my $size = 1 << 20;
+for my $case (['plain proxy', 'ct_all', 0],
+              ['TLS proxy', 'ct_relay_tls_proxy', 1]) {
+    my ($name, $vhost, $tls) = @$case;
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start('duplex', bytes => $size,
+                                   expect => $size, seed => 61);
+    my $port = $origin->port;
+    my ($s, $status, $rest, $req, $head) = open_tunnel($vhost, $port,
+                                                       tls => $tls);
+    is $status, 200, "$name: the tunnel is established";
+    my $r = duplex($s, CT::Origin::Stream->new($size, 62), $size, 30);
+    is "$r->{state} $r->{got}", "ok $size", "$name: 1 MiB each way";
+    my $rep = $origin->wait_for(1, 'done', 10) // {};
+    read_to_eof($s, 10);
+    close $s;
+
+    my $line = wait_log_line('tunnel_log', $mark,
+                             qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /,
+                             10) // '';
+    my %f = $line =~ / (I|O|up|down|end|sport)=(\S+)/g;
+    ok $line, "$name: the tunnel has its access log line";
+    is $f{sport}, $rep->{peer_port} // 'no report',
+        "$name: proxy-source-port is the port the origin saw";
+    is $f{up}, $size, "$name: tunnel-bytes-up counts the payload up";
+    is $f{down}, $size, "$name: tunnel-bytes-down counts the payload down";
+    if ($tls) {
+        # Records and the handshake add to what the payload needs.
+        cmp_ok $f{I} // 0, '>=', $size + length $req,
+            "$name: %I counts the bytes in";
+        cmp_ok $f{O} // 0, '>=', $size + length $head,
+            "$name: %O counts the bytes out";
+    }
+    else {
+        is $f{I}, $size + length $req,
+            "$name: %I counts the request and the bytes in";
+        is $f{O}, $size + length $head,
+            "$name: %O counts the 200 and the bytes out";
+    }
+    $origin->stop;
+}
