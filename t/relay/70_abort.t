@@ -1,0 +1,129 @@
+# A tunnel that ends abnormally ends at once and releases its worker: the
+# request is over (its access log line is written) within a generous
+# 10 s, not after a lingering close or a 60 s Timeout.
+#   - the client resets its connection (SO_LINGER 0) while the origin is
+#     streaming to it: the origin's connection is closed too;
+#   - the client resets an idle tunnel;
+#   - the origin resets its connection while the client is streaming up:
+#     the client sees its tunnel end.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use IO::Select;
+use Socket qw(SOL_SOCKET SO_LINGER);
+use Time::HiRes qw(time sleep);
+use CT::Origin ();
+use CT::Tools qw(open_tunnel read_upto log_mark wait_log_line);
+
+plan tests => 5 + 4 + 5;
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 120;
+
+sub reset_close {
+    my $s = shift;
+    setsockopt $s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0);
+    close $s;
+}
+
+sub log_line_for {
+    my ($mark, $port) = @_;
+    return wait_log_line('tunnel_log', $mark,
+                         qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1"/, 10);
+}
+
+# 1. The client resets while the origin streams.
+{
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start('source', bytes => 4 << 30, seed => 71);
+    my ($s, $status, $rest) = open_tunnel('ct_all', $origin->port);
+    is $status, 200, 'client reset while streaming: the tunnel is established';
+    my ($got) = read_upto($s, (1 << 20) - length $rest, 10);
+    is length($rest . $got), 1 << 20, 'the origin is streaming';
+    reset_close($s);
+    my $t0 = time;
+    my $line = log_line_for($mark, $origin->port);
+    ok $line, 'the request ends within 10 s of the reset'
+        or diag 'no access log line after ' . (time - $t0) . ' s';
+    like $line // '', qr/ end=client-error /, 'its end note is client-error';
+    my $rep = $origin->wait_for(1, 'finished', 10) // {};
+    ok $rep->{error}, "the origin's connection is closed too"
+        or diag "origin sent $rep->{sent}";
+    $origin->stop;
+}
+
+# 2. The client resets an idle tunnel.
+{
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start('hold');
+    my ($s, $status) = open_tunnel('ct_all', $origin->port);
+    is $status, 200, 'client reset while idle: the tunnel is established';
+    sleep 0.5;
+    reset_close($s);
+    my $t0 = time;
+    my $line = log_line_for($mark, $origin->port);
+    ok $line, 'the request ends within 10 s of the reset'
+        or diag 'no access log line after ' . (time - $t0) . ' s';
+    like $line // '', qr/ end=client-error /, 'its end note is client-error';
+    my $rep = $origin->wait_for(1, 'eof_after', 10) // {};
+    ok defined $rep->{eof_after}, "the origin's connection is closed too";
+    $origin->stop;
+}
+
+# 3. The origin resets while the client streams up.
+{
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start(sub {
+        my ($c, $report) = @_;
+        my $got = 0;
+        while ($got < 1 << 20) {
+            my $n = sysread $c, my $buf, 65536;
+            last unless $n;
+            $got += $n;
+        }
+        $report->(bytes => $got, reset_at => sprintf '%.3f', time);
+        reset_close($c);
+    });
+    my ($s, $status) = open_tunnel('ct_all', $origin->port);
+    is $status, 200, 'origin reset while streaming: the tunnel is established';
+    my $up = CT::Origin::Stream->new(1 << 30, 73);
+    $s->blocking(0);
+    local $SIG{PIPE} = 'IGNORE';
+    my ($pending, $end, $deadline) = ('', '', time + 30);
+    while (!$end && time < $deadline) {
+        $pending = $up->next(65536) unless length $pending;
+        my ($r, $w) = IO::Select->select(IO::Select->new($s),
+                                         IO::Select->new($s), undef, 0.5);
+        if ($r && @$r) {
+            my $n = sysread $s, my $buf, 65536;
+            if (!defined $n) {
+                $end = "error: $!" unless $!{EAGAIN} || $!{EINTR};
+            }
+            elsif ($n == 0) {
+                $end = 'eof';
+            }
+        }
+        if (!$end && $w && @$w) {
+            my $n = syswrite $s, $pending;
+            if (defined $n) {
+                substr($pending, 0, $n, '');
+            }
+            elsif (!$!{EAGAIN}) {
+                $end = "error: $!";
+            }
+        }
+    }
+    my $ended = time;
+    my $rep = $origin->wait_for(1, 'reset_at', 10) // {};
+    is $rep->{bytes}, 1 << 20, 'the origin got data, then reset';
+    ok $end && $ended - ($rep->{reset_at} // 0) < 10,
+        'the client sees its tunnel end within 10 s of the reset'
+        or diag "client: '$end' after " . ($ended - ($rep->{reset_at} // 0));
+    my $line = log_line_for($mark, $origin->port);
+    ok $line, 'the request ends within 10 s';
+    like $line // '', qr/ end=origin-error /, 'its end note is origin-error';
+    close $s;
+    $origin->stop;
+}
