@@ -5,19 +5,24 @@
 #     streaming to it: the origin's connection is closed too;
 #   - the client resets an idle tunnel;
 #   - the origin resets its connection while the client is streaming up:
-#     the client sees its tunnel end.
+#     the client sees its tunnel end;
+#   - a side that has already half-closed then resets, while the other
+#     side is silent (the client after shutdown(SHUT_WR), or the origin
+#     after its own half-close): the tunnel is dead - nothing can reach
+#     the reset side any more - and must not hold its worker until the
+#     idle timeout (the server's 60 s here).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
-use Socket qw(SOL_SOCKET SO_LINGER);
+use Socket qw(SOL_SOCKET SO_LINGER SHUT_WR);
 use Time::HiRes qw(time sleep);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel read_upto log_mark wait_log_line);
+use CT::Tools qw(open_tunnel read_upto read_to_eof log_mark wait_log_line);
 
-plan tests => 5 + 4 + 5;
+plan tests => 5 + 4 + 5 + 3 + 3;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 120;
@@ -124,6 +129,52 @@ sub log_line_for {
     my $line = log_line_for($mark, $origin->port);
     ok $line, 'the request ends within 10 s';
     like $line // '', qr/ end=origin-error /, 'its end note is origin-error';
+    close $s;
+    $origin->stop;
+}
+
+# 4. The client half-closes, then resets; the origin stays silent.
+{
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start(sub {
+        my ($c, $report) = @_;
+        my $n = sysread $c, my $buf, 65536;
+        $report->(eof => defined $n && $n == 0 ? 1 : 0);
+        sleep 60;     # silent, and never closes on its own
+    });
+    my ($s, $status) = open_tunnel('ct_all', $origin->port);
+    is $status, 200, 'client half-close then reset: the tunnel is established';
+    shutdown $s, SHUT_WR;
+    my $rep = $origin->wait_for(1, 'eof', 10) // {};
+    is $rep->{eof}, 1, "the origin sees the client's half-close";
+    reset_close($s);
+    my $t0 = time;
+    ok log_line_for($mark, $origin->port),
+        'the request ends within 10 s of the reset'
+        or diag 'no access log line after ' . (time - $t0) . ' s';
+    $origin->stop;
+}
+
+# 5. The origin half-closes, then resets; the client stays silent.
+{
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start(sub {
+        my ($c, $report) = @_;
+        shutdown $c, SHUT_WR;
+        sleep 1;
+        $report->(reset_at => sprintf '%.3f', time);
+        reset_close($c);
+        sleep 60;
+    });
+    my ($s, $status) = open_tunnel('ct_all', $origin->port);
+    is $status, 200, 'origin half-close then reset: the tunnel is established';
+    my (undef, $state) = read_to_eof($s, 10);
+    is $state, 'eof', "the client sees the origin's half-close";
+    my $rep = $origin->wait_for(1, 'reset_at', 10) // {};
+    ok log_line_for($mark, $origin->port),
+        'the request ends within 10 s of the reset'
+        or diag 'no access log line after '
+                . (time - ($rep->{reset_at} // time)) . ' s';
     close $s;
     $origin->stop;
 }
