@@ -8,17 +8,21 @@
 #
 # Each origin is a sink that expects a known number of bytes, answers
 # with their count and SHA-256, then counts any extra bytes (a duplicate)
-# until the client closes.
+# until the client closes.  Last, the "nc -N" case: the early bytes and
+# then the client's end of stream, all before the 200: the origin gets
+# the bytes and the end of stream, and its reply still comes back.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Digest::SHA ();
+use Socket qw(SHUT_WR);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_upto read_to_eof);
+use CT::Tools qw(open_tunnel write_all read_upto read_to_eof read_head_any);
+use CT::Raw qw(proxy_socket);
 
-plan tests => 5 * 7, need_module('ssl');
+plan tests => 5 * 7 + 4, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 120;
@@ -81,5 +85,27 @@ for my $case (@cases) {
     ok !$rep->{died}, "$name: the origin ran normally"
         or diag $rep->{died};
     is $rep->{error}, '', "$name: the origin saw no error";
+    $origin->stop;
+}
+
+# Early bytes, then the end of stream, before the 200.
+{
+    my $origin = CT::Origin->start('sink');
+    my $target = '127.0.0.1:' . $origin->port;
+    my $early = "GET / HTTP/1.0\r\n\r\n";
+    my $s = proxy_socket('ct_all');
+    write_all($s, "CONNECT $target HTTP/1.1\r\nHost: $target\r\n\r\n$early");
+    shutdown $s, SHUT_WR;
+    my ($status, $head, $rest) = read_head_any($s, 10);
+    is $status, 200, 'early bytes and end of stream: the tunnel is established';
+    my ($got, $state) = read_to_eof($s, 10);
+    my $want = sprintf "SINK bytes=%d sha256=%s\n", length $early,
+                       Digest::SHA::sha256_hex($early);
+    is +($rest // '') . $got, $want,
+        "early bytes and end of stream: the origin's reply comes back";
+    is $state, 'eof', 'early bytes and end of stream: then the tunnel closes';
+    my $rep = $origin->wait_for(1, 'sha256', 5) // {};
+    is $rep->{eof}, 1, 'early bytes and end of stream: the origin saw the end';
+    close $s;
     $origin->stop;
 }

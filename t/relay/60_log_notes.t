@@ -3,34 +3,45 @@
 # the proxy's connection to the origin, i.e. exactly the peer port the
 # origin saw; %I and %O (mod_logio) count the tunnel's bytes, not just
 # the CONNECT request and its 200; the tunnel-bytes-up/-down notes count
-# the payload exactly.  1 MiB goes each way, through the plain proxy and
+# the payload exactly.  1 MiB goes each way: through the plain proxy,
 # through the proxy spoken to over TLS (where %I/%O also count TLS
 # overhead, so only lower bounds are asserted for them; in plain HTTP they
 # are exact: the request plus the payload in, the 200 plus the payload
-# out).
+# out), and to an IPv6 origin on [::1] (proxy-source-port from an IPv6
+# socket).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
+use IO::Socket::IP;
 use CT::Origin ();
 use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line);
 
-plan tests => 2 * 8, need_module('ssl');
+plan tests => 3 * 8, need_module('ssl');
+
+# An IPv6 origin too, when this host has ::1.
+my $have_v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
+                                  Listen => 1) ? 1 : 0;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
 
 my $size = 1 << 20;
-for my $case (['plain proxy', 'ct_all', 0],
-              ['TLS proxy', 'ct_relay_tls_proxy', 1]) {
-    my ($name, $vhost, $tls) = @$case;
+for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
+              ['TLS proxy', 'ct_relay_tls_proxy', 1, '127.0.0.1'],
+              ['IPv6 origin', 'ct_all', 0, '::1']) {
+    my ($name, $vhost, $tls, $addr) = @$case;
+  SKIP: {
+    skip "$name: no ::1 on this host", 8 if $addr eq '::1' && !$have_v6;
+    my $host = $addr =~ /:/ ? "[$addr]" : $addr;
     my $mark = log_mark('tunnel_log');
-    my $origin = CT::Origin->start('duplex', bytes => $size,
+    my $origin = CT::Origin->start('duplex', bytes => $size, addr => $addr,
                                    expect => $size, seed => 61);
     my $port = $origin->port;
     my ($s, $status, $rest, $req, $head) = open_tunnel($vhost, $port,
-                                                       tls => $tls);
+                                                       tls => $tls,
+                                                       host => $host);
     is $status, 200, "$name: the tunnel is established";
     my $r = duplex($s, CT::Origin::Stream->new($size, 62), $size, 30);
     is "$r->{state} $r->{got}", "ok $size", "$name: 1 MiB each way";
@@ -39,7 +50,7 @@ for my $case (['plain proxy', 'ct_all', 0],
     close $s;
 
     my $line = wait_log_line('tunnel_log', $mark,
-                             qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /,
+                             qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
                              10) // '';
     my %f = $line =~ / (I|O|up|down|end|sport)=(\S+)/g;
     ok $line, "$name: the tunnel has its access log line";
@@ -61,4 +72,5 @@ for my $case (['plain proxy', 'ct_all', 0],
             "$name: %O counts the 200 and the bytes out";
     }
     $origin->stop;
+  }
 }

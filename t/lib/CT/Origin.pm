@@ -13,7 +13,8 @@ package CT::Origin;
 #
 # Kinds (options in parentheses):
 #   echo        writes back what it reads until end of stream
-#   sink        reads until end of stream (or `expect` bytes), reports
+#   sink        waits `delay` seconds without reading (default 0), then
+#               reads until end of stream (or `expect` bytes), reports
 #               bytes/sha256, then (unless reply => 0) waits `reply_delay`
 #               seconds and writes "SINK bytes=N sha256=HEX\n"; after an
 #               `expect` reply it keeps reading and reports `extra` bytes
@@ -29,11 +30,14 @@ package CT::Origin;
 #               first 2000 bytes, `bytes`, `sha256`)
 #   hold        reads (and discards) until end of stream; reports when
 #
+# Common options: addr (listen address, default 127.0.0.1; '::1' for
+# IPv6), limit (seconds a connection may last).
+#
 # Every process is bounded in time by alarm(); stop() (or DESTROY) kills
 # the server's process group, which holds only what start() forked.
 use strict;
 use warnings FATAL => 'all';
-use IO::Socket::INET;
+use IO::Socket::IP;
 use IO::Select;
 use POSIX ();
 use Socket qw(SHUT_WR);
@@ -61,12 +65,12 @@ sub start {
     my ($class, $kind, %opt) = @_;
     my $handler = ref $kind eq 'CODE' ? $kind : $KINDS{$kind}
         or die "unknown origin kind '$kind'";
-    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-                                  LocalPort => 0,
-                                  Proto     => 'tcp',
-                                  Listen    => 512,
-                                  ReuseAddr => 1)
-        or die "origin: listen: $!";
+    my $l = IO::Socket::IP->new(LocalHost => $opt{addr} // '127.0.0.1',
+                                LocalPort => 0,
+                                Proto     => 'tcp',
+                                Listen    => 512,
+                                ReuseAddr => 1)
+        or die "origin: listen: $@";
     pipe(my $rd, my $wr) or die "origin: pipe: $!";
     my $pid = fork;
     die "origin: fork: $!" unless defined $pid;
@@ -260,6 +264,10 @@ sub h_sink {
     my $expect = $opt->{expect};
     my ($bytes, $sha, $head, $eof, $err) = (0, Digest::SHA->new(256), '',
                                             0, '');
+    if ($opt->{delay}) {
+        sleep $opt->{delay};
+        $report->(reading => sprintf('%.3f', time));
+    }
     while (!defined $expect || $bytes < $expect) {
         my $n = sysread $c, my $buf, 65536;
         if (!defined $n) {

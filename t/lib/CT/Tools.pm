@@ -221,12 +221,13 @@ sub read_head_any {
 }
 
 # CONNECT to 127.0.0.1:$port through the proxy virtual host $vhost.
-# Options: after (bytes sent in the same write as the request), tls (speak
-# TLS to the proxy), wait.  Returns (socket, status, bytes past the head,
+# Options: host (the target's host, default 127.0.0.1; "[::1]" for IPv6),
+# after (bytes sent in the same write as the request), tls (speak TLS to
+# the proxy), wait.  Returns (socket, status, bytes past the head,
 # the request as sent, the reply head as received).
 sub open_tunnel {
     my ($vhost, $port, %opt) = @_;
-    my $target = "127.0.0.1:$port";
+    my $target = ($opt{host} // '127.0.0.1') . ":$port";
     my $req = "CONNECT $target HTTP/1.1\r\nHost: $target\r\n\r\n"
             . ($opt{after} // '');
     my $s = $opt{tls} ? tls_socket($vhost, %opt)
