@@ -13,7 +13,7 @@ use Apache::Test qw(-withtestmore);
 use Digest::SHA ();
 use CT::Raw qw(vhost_port);
 use CT::Origin ();
-use CT::Tools qw(run_cmd ca_file log_mark wait_log_line);
+use CT::Tools qw(run_cmd ca_file log_mark wait_log_line wait_tunnel_record);
 
 plan tests => 12, need_module('ssl');
 
@@ -47,6 +47,7 @@ my %via = (
 
 for my $how ('plain proxy', 'TLS proxy') {
     my $mark = log_mark('tunnel_log');
+    my $tmark = log_mark('tunnels_log');
     my $r = run_cmd(cmd => ['curl', '-sS', '--max-time', '60',
                             '--cacert', $ca, @{ $via{$how} }, $url],
                     timeout => 70);
@@ -59,7 +60,7 @@ for my $how ('plain proxy', 'TLS proxy') {
     my $line = wait_log_line('tunnel_log', $mark,
                              qr/"CONNECT localhost:$tls_port HTTP\/1\.1" 200 /);
     ok $line, "$how: the proxy logged the CONNECT with a 200";
-    my ($down) = ($line // '') =~ / down=(\d+)/;
-    cmp_ok $down // 0, '>', $size,
+    my $rec = wait_tunnel_record($tmark, "localhost:$tls_port", 10) // {};
+    cmp_ok $rec->{down} // 0, '>', $size,
         "$how: the tunnel carried more than the file down";
 }

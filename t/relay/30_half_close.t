@@ -9,6 +9,9 @@
 #   - a client speaking TLS to the proxy ends its side with close_notify:
 #     the origin sees the end of stream and its late reply still reaches
 #     the client, over TLS.
+# Each tunnel that ends this way ends "closed" in its end-of-tunnel record
+# (t/logs/tunnels_log), which counts the bytes, and is not reported as
+# closed by the idle timeout or the maximum lifetime.
 # (Without half-close, the first end of stream would end the tunnel and
 # the late data would be lost: t/relay/31_nohalfclose.t.)
 use strict;
@@ -21,9 +24,9 @@ use Digest::SHA ();
 use Time::HiRes qw(time sleep);
 use CT::Origin ();
 use CT::Tools qw(open_tunnel write_all read_upto read_to_eof log_mark
-                 wait_log_line);
+                 wait_log_line wait_tunnel_record log_lines_since);
 
-plan tests => 8 + 8 + 5, need_module('ssl');
+plan tests => 9 + 8 + 5, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 120;
@@ -34,16 +37,23 @@ sub sink_reply {
                    Digest::SHA::sha256_hex($data);
 }
 
-sub log_line_for {
+# The tunnel's end-of-tunnel record (every relay writes one).
+sub record_for {
     my ($mark, $port) = @_;
-    return wait_log_line('tunnel_log', $mark,
-                         qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1"/, 10)
-        // '';
+    return wait_tunnel_record($mark, "127.0.0.1:$port", 10) // {};
+}
+
+# Lines saying a tunnel to $port was closed by a timeout or its lifetime.
+sub expired_lines {
+    my ($mark, $port) = @_;
+    return grep { /CT0005[02]:/ && /127\.0\.0\.1:$port\b/ }
+           log_lines_since('error_log', $mark);
 }
 
 # 1. The client half-closes first.
 {
-    my $mark = log_mark('tunnel_log');
+    my $mark = log_mark('tunnels_log');
+    my $elog = log_mark('error_log');
     my $origin = CT::Origin->start('sink', reply_delay => 1);
     my ($s, $status) = open_tunnel('ct_all', $origin->port);
     is $status, 200, 'client first: the tunnel is established';
@@ -59,17 +69,22 @@ sub log_line_for {
     is $state, 'eof', 'client first: then the tunnel closes';
     $rep = $origin->wait_for(1, 'replied', 5) // {};
     is $rep->{replied}, 1, 'client first: the origin could send its reply';
-    my $line = log_line_for($mark, $origin->port);
-    like $line, qr/ end=closed /, 'client first: the tunnel ended closed';
-    like $line, qr/ up=${\ length $data} down=${\ length sink_reply($data)} /,
-        'client first: the notes count both directions';
+    my $rec = record_for($mark, $origin->port);
+    is $rec->{end}, 'closed', 'client first: the tunnel ended closed';
+    is "up=$rec->{up} down=$rec->{down}",
+        'up=' . length($data) . ' down=' . length(sink_reply($data)),
+        'client first: its record counts both directions';
+    my @expired = expired_lines($elog, $origin->port);
+    is scalar @expired, 0,
+        'client first: it is not logged as closed by a timeout or lifetime'
+        or diag @expired;
     close $s;
     $origin->stop;
 }
 
 # 2. The origin half-closes first.
 {
-    my $mark = log_mark('tunnel_log');
+    my $mark = log_mark('tunnels_log');
     my $greeting = "HELLO FROM ORIGIN\n" x 1000;
     my $origin = CT::Origin->start('shut_first', greeting => $greeting);
     my ($s, $status, $rest) = open_tunnel('ct_all', $origin->port);
@@ -87,7 +102,7 @@ sub log_line_for {
     is $rep->{sha256}, Digest::SHA::sha256_hex($late),
         'origin first: in order';
     is $rep->{eof}, 1, "origin first: then the client's end of stream";
-    like log_line_for($mark, $origin->port), qr/ end=closed /,
+    is record_for($mark, $origin->port)->{end}, 'closed',
         'origin first: the tunnel ended closed';
     close $s;
     $origin->stop;

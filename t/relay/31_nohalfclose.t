@@ -7,8 +7,8 @@
 #   - the origin half-closes first: the client gets the origin's bytes and
 #     the close, and what the client sends afterwards never reaches the
 #     origin.
-# The tunnel's end note says "half-closed".  (With half-close on, both
-# late transfers go through: t/relay/30_half_close.t.)
+# The tunnel's end-of-tunnel record says "half-closed".  (With half-close
+# on, both late transfers go through: t/relay/30_half_close.t.)
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -16,23 +16,22 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_to_eof log_mark wait_log_line);
+use CT::Tools qw(open_tunnel write_all read_to_eof log_mark wait_tunnel_record);
 
 plan tests => 6 + 6;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
 
-sub log_line_for {
+sub end_of {
     my ($mark, $port) = @_;
-    return wait_log_line('tunnel_log', $mark,
-                         qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1"/, 10)
-        // '';
+    my $rec = wait_tunnel_record($mark, "127.0.0.1:$port", 10) // {};
+    return $rec->{end} // 'no record';
 }
 
 # 1. The client half-closes first: the late reply is lost.
 {
-    my $mark = log_mark('tunnel_log');
+    my $mark = log_mark('tunnels_log');
     my $origin = CT::Origin->start('sink', reply_delay => 1);
     my ($s, $status) = open_tunnel('ct_relay_nohalfclose', $origin->port);
     is $status, 200, 'client first: the tunnel is established';
@@ -46,7 +45,7 @@ sub log_line_for {
     my ($got, $state) = read_to_eof($s, 10);
     is $got, '', "client first: the origin's late reply does not arrive";
     is $state, 'eof', 'client first: the tunnel closes';
-    like log_line_for($mark, $origin->port), qr/ end=half-closed /,
+    is end_of($mark, $origin->port), 'half-closed',
         'client first: the tunnel ended half-closed';
     close $s;
     $origin->stop;
@@ -54,7 +53,7 @@ sub log_line_for {
 
 # 2. The origin half-closes first: the client's late data is lost.
 {
-    my $mark = log_mark('tunnel_log');
+    my $mark = log_mark('tunnels_log');
     my $greeting = "HELLO FROM ORIGIN\n";
     my $origin = CT::Origin->start('shut_first', greeting => $greeting);
     my ($s, $status, $rest) = open_tunnel('ct_relay_nohalfclose',
@@ -69,7 +68,7 @@ sub log_line_for {
     my $rep = $origin->wait_for(1, 'got', 10) // {};
     is $rep->{bytes}, 0, "origin first: the client's late data is lost";
     ok $rep->{eof} || $rep->{error}, 'origin first: the origin is closed';
-    like log_line_for($mark, $origin->port), qr/ end=half-closed /,
+    is end_of($mark, $origin->port), 'half-closed',
         'origin first: the tunnel ended half-closed';
     close $s;
     $origin->stop;

@@ -15,7 +15,7 @@ use IO::Select;
 use Time::HiRes qw(time sleep);
 use CT::Origin ();
 use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
-                 log_lines_since);
+                 log_lines_since wait_tunnel_record);
 
 plan tests => 2 * 8 + 8;
 
@@ -25,7 +25,7 @@ alarm 120;
 # 1. Idle tunnels are closed at the timeout.
 for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
     my $elog = log_mark('error_log');
-    my $tlog = log_mark('tunnel_log');
+    my $tlog = log_mark('tunnels_log');
     my $origin = CT::Origin->start('hold');
     my $port = $origin->port;
     my ($s, $status) = open_tunnel($vhost, $port);
@@ -42,17 +42,18 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
     ok defined $rep->{eof_after}, "$vhost: the origin connection is closed too";
 
     my $line = wait_log_line('error_log', $elog,
-                             qr/CT00050: tunnel to 127\.0\.0\.1:$port /, 10);
-    like $line // '', qr/\[connect_tunnel:info\] .* closed: idle for 2000 ms/,
-        "$vhost: the idle close is logged at info with CT00050";
+                             qr/CT00050: .*127\.0\.0\.1:$port\b/, 10);
+    my $want = qr/\[connect_tunnel:info\] .*CT00050: tunnel .*/
+             . qr/to 127\.0\.0\.1:$port closed: idle for 2000 ms/;
+    like $line // '', qr/$want/,
+         "$vhost: the idle close is logged at info with CT00050";
     my @errors = grep { /:(?:error|crit|alert|emerg)\]/
                         && /127\.0\.0\.1:(?:$port|$client_port)\b/ }
                  log_lines_since('error_log', $elog);
     is scalar @errors, 0, "$vhost: and nothing about it at error level"
         or diag @errors;
-    like wait_log_line('tunnel_log', $tlog,
-                       qr/"CONNECT 127\.0\.0\.1:$port HTTP/, 10) // '',
-         qr/ end=idle-timeout /, "$vhost: its end note says idle-timeout";
+    my $rec = wait_tunnel_record($tlog, "127.0.0.1:$port", 10) // {};
+    is $rec->{end}, 'idle-timeout', "$vhost: its end record says idle-timeout";
     close $s;
     $origin->stop;
 }
@@ -62,7 +63,7 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
 # sends a byte every 0.5 s for 5 s up another, through the 2 s vhost.
 {
     my $elog = log_mark('error_log');
-    my $tlog = log_mark('tunnel_log');
+    my $tlog = log_mark('tunnels_log');
     my $n = 10;
     my $down_origin = CT::Origin->start('source', bytes => $n, chunk => 1,
                                         interval => 0.5, seed => 51);
@@ -107,15 +108,18 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
     my $rep = $down_origin->wait_for(1, 'done', 5) // {};
     is $rep->{done}, 1, 'trickle down: the origin could send every byte';
     close $up;
-    my @idle = grep { /CT00050/ && /127\.0\.0\.1:(?:${\ $down_origin->port}|${\ $up_origin->port}) / }
-               log_lines_since('error_log', $elog);
-    is scalar @idle, 0, 'neither trickle is closed as idle' or diag @idle;
+    my %rec;
     for my $o ([down => $down_origin], [up => $up_origin]) {
         my $p = $o->[1]->port;
-        unlike wait_log_line('tunnel_log', $tlog,
-                             qr/"CONNECT 127\.0\.0\.1:$p HTTP/, 10) // '',
-               qr/ end=idle-timeout /,
-               "trickle $o->[0]: its end note is not idle-timeout";
+        $rec{ $o->[0] } = wait_tunnel_record($tlog, "127.0.0.1:$p", 10) // {};
+        is $rec{ $o->[0] }->{end}, 'closed',
+           "trickle $o->[0]: it ends closed, not by the idle timeout";
     }
+    my $ports = join '|', $down_origin->port, $up_origin->port;
+    my @expired = grep { /CT0005[02]:/ && /127\.0\.0\.1:(?:$ports)\b/ }
+                  log_lines_since('error_log', $elog);
+    is scalar @expired, 0,
+        'neither trickle is logged as closed by a timeout or lifetime'
+        or diag @expired;
     $_->stop for $down_origin, $up_origin;
 }

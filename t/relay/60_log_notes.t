@@ -2,8 +2,8 @@
 # t/conf/extra.conf.in): the proxy-source-port note is the local port of
 # the proxy's connection to the origin, i.e. exactly the peer port the
 # origin saw; %I and %O (mod_logio) count the tunnel's bytes, not just
-# the CONNECT request and its 200; the tunnel-bytes-up/-down notes count
-# the payload exactly.  1 MiB goes each way: through the plain proxy,
+# the CONNECT request and its 200; the end-of-tunnel record
+# (ConnectTunnelLog, t/logs/tunnels_log) counts the payload exactly.  1 MiB goes each way: through the plain proxy,
 # through the proxy spoken to over TLS (where %I/%O also count TLS
 # overhead, so only lower bounds are asserted for them; in plain HTTP they
 # are exact: the request plus the payload in, the 200 plus the payload
@@ -16,7 +16,8 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use CT::Origin ();
-use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line);
+use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line
+                 wait_tunnel_record);
 
 plan tests => 3 * 8, need_module('ssl');
 
@@ -36,6 +37,7 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     skip "$name: no ::1 on this host", 8 if $addr eq '::1' && !$have_v6;
     my $host = $addr =~ /:/ ? "[$addr]" : $addr;
     my $mark = log_mark('tunnel_log');
+    my $tmark = log_mark('tunnels_log');
     my $origin = CT::Origin->start('duplex', bytes => $size, addr => $addr,
                                    expect => $size, seed => 61);
     my $port = $origin->port;
@@ -52,12 +54,14 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     my $line = wait_log_line('tunnel_log', $mark,
                              qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
                              10) // '';
-    my %f = $line =~ / (I|O|up|down|end|sport)=(\S+)/g;
+    my %f = $line =~ / (I|O|sport)=(\S+)/g;
     ok $line, "$name: the tunnel has its access log line";
     is $f{sport}, $rep->{peer_port} // 'no report',
         "$name: proxy-source-port is the port the origin saw";
-    is $f{up}, $size, "$name: tunnel-bytes-up counts the payload up";
-    is $f{down}, $size, "$name: tunnel-bytes-down counts the payload down";
+    my $rec = wait_tunnel_record($tmark, "$host:$port", 10) // {};
+    is $rec->{up}, $size, "$name: the tunnel's record counts the payload up";
+    is $rec->{down}, $size,
+        "$name: the tunnel's record counts the payload down";
     if ($tls) {
         # Records and the handshake add to what the payload needs.
         cmp_ok $f{I} // 0, '>=', $size + length $req,

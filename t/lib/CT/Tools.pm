@@ -7,8 +7,9 @@ package CT::Tools;
 #                   reads and writes that work on plain and TLS sockets
 #   duplex          send a CT::Origin::Stream while reading and hashing what
 #                   comes back, at once, without deadlock
-#   log_mark, wait_log_line
-#                   find the line a tunnel left in t/logs/*
+#   log_mark, wait_log_line, wait_tunnel_record
+#                   find the lines a tunnel left in t/logs/* (the access
+#                   log and the end-of-tunnel log, tunnels_log)
 #   httpd_children, child_for_local_port, vm_rss_kib
 #                   the httpd child serving a tunnel and its memory
 use strict;
@@ -24,7 +25,8 @@ use CT::Raw ();
 
 our @EXPORT_OK = qw(run_cmd open_tunnel tls_socket readable read_upto read_to_eof
                     read_head_any write_all duplex log_path log_mark
-                    wait_log_line log_lines_since httpd_children
+                    wait_log_line log_lines_since wait_tunnel_record
+                    httpd_children
                     child_for_local_port vm_rss_kib ca_file
                     server_cert_file);
 
@@ -327,6 +329,18 @@ sub wait_log_line {
         return undef if time >= $deadline;
         sleep 0.1;
     }
+}
+
+# The end-of-tunnel record (ConnectTunnelLog, t/logs/tunnels_log) of the
+# tunnel to $target ("host:port" as in the CONNECT) written after $mark,
+# waiting up to $wait seconds for it; a hash of its fields (client,
+# target, address, mode, end, up, down, duration_ms), or undef.
+sub wait_tunnel_record {
+    my ($mark, $target, $wait) = @_;
+    my $line = wait_log_line('tunnels_log', $mark,
+                             qr/ target=\Q$target\E /, $wait) // return undef;
+    my %rec = $line =~ / (\w+)=(\S+)/g;
+    return \%rec;
 }
 
 # --- the httpd children -------------------------------------------------
