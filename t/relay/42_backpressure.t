@@ -1,6 +1,6 @@
 # Backpressure: a client that stops reading must stop the origin, not
 # make the proxy buffer.  The origin tries to push 256 MiB as fast as it
-# can; the client reads nothing for 4 seconds.  In that time the origin
+# can; the client reads nothing for 3 seconds.  In that time the origin
 # may only get rid of what kernel socket buffers and the relay's one
 # buffer hold (asserted: under 32 MiB), and the httpd child serving the
 # tunnel (found through the socket it holds to the origin) may not grow by
@@ -9,7 +9,7 @@
 # client is stalled takes the 256 MiB from the origin in about a second.
 # The same with the client speaking TLS to the proxy (64 MiB), where the
 # bytes also pass mod_ssl's output filter.  And the other way round: an
-# origin that reads nothing for 5 s while the client pushes as fast as it
+# origin that reads nothing for 4 s while the client pushes as fast as it
 # can must stop the client the same way (through mod_ssl's input filter
 # too), and then get every byte.
 use strict;
@@ -48,7 +48,7 @@ for my $case (@cases) {
     my $rss0 = $child ? vm_rss_kib($child) : undef;
 
     # The client reads nothing for a while.
-    sleep 4;
+    sleep 3;
     my $pushed = $origin->conn(1)->{sent} // 0;
     my $rss1 = $child ? vm_rss_kib($child) : undef;
     diag sprintf "$name: while the client stalled the origin pushed "
@@ -91,7 +91,7 @@ for my $case (@cases) {
 for my $case (@cases) {
     my ($name, $vhost, $tls, $size) = @$case;
     $name = "$name, origin stalled";
-    my $origin = CT::Origin->start('sink', expect => $size, delay => 5,
+    my $origin = CT::Origin->start('sink', expect => $size, delay => 4,
                                    reply => 0);
     my ($s, $status) = open_tunnel($vhost, $origin->port, tls => $tls);
     is $status, 200, "$name: the tunnel is established";
@@ -100,10 +100,10 @@ for my $case (@cases) {
     ok $child, "$name: the httpd child serving the tunnel is found";
     my $rss0 = $child ? vm_rss_kib($child) : undef;
 
-    # Push for 4 s, as fast as the tunnel takes it.
+    # Push for 3 s, as fast as the tunnel takes it.
     my $up = CT::Origin::Stream->new($size, 32);
     $s->blocking(0);
-    my ($pending, $pushed, $stop) = ('', 0, time + 4);
+    my ($pending, $pushed, $stop) = ('', 0, time + 3);
     while (time < $stop) {
         $pending = $up->next(262144) unless length $pending;
         next unless IO::Select->new($s)->can_write($stop - time);
