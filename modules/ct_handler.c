@@ -206,6 +206,7 @@ static int hand_off(request_rec *r, const ct_settings *s,
     }
     h.idle = s->idle_timeout;
     h.lifetime = s->max_lifetime;
+    h.zero_copy = s->zero_copy;
     h.start = r->request_time;
     h.client = r->useragent_ip;
     h.target = target;
@@ -273,6 +274,16 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     apr_status_t rv;
     int rc;
 
+    if (proxyname == NULL
+        && apr_table_get(r->notes, CT_NOTE_UPSTREAM_FAILED)) {
+        /* mod_proxy tries a direct connection after every upstream proxy
+         * answered 502; a site that routes through a parent proxy must
+         * not be bypassed when the parent is down: fail closed. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00017)
+                      "no direct connection to '%.*s': its upstream proxy "
+                      "failed", 255, url);
+        return HTTP_BAD_GATEWAY;
+    }
     if (r->connection->master != NULL) {
         /* An HTTP/2 stream has no socket of its own to relay with. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
@@ -289,6 +300,9 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         || (rc = ct_limits_acquire(r)) != OK
         || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
                                 s.connect_timeout, &o)) != OK) {
+        if (proxyname && rc == HTTP_BAD_GATEWAY) {
+            apr_table_setn(r->notes, CT_NOTE_UPSTREAM_FAILED, proxyname);
+        }
         return rc;
     }
     ct_report_connected(r, o.local_port, o.addr);

@@ -220,10 +220,17 @@ int ct_limits_acquire(request_rec *r)
 {
     ct_server_conf *conf = ap_get_module_config(r->server->module_config,
                                                 &connect_tunnel_module);
-    ct_hold *hold = apr_pcalloc(r->pool, sizeof(*hold));
-    apr_uint32_t before = apr_atomic_inc32(&ct_child_live);
+    ct_hold *hold;
+    apr_uint32_t before;
     apr_status_t rv;
     int rc = OK;
+
+    if (ap_get_module_config(r->request_config, &connect_tunnel_module)) {
+        /* Counted already: mod_proxy retries the next upstream proxy. */
+        return OK;
+    }
+    hold = apr_pcalloc(r->pool, sizeof(*hold));
+    before = apr_atomic_inc32(&ct_child_live);
 
     apr_pool_cleanup_register(r->pool, hold, release, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &connect_tunnel_module, hold);
