@@ -107,7 +107,11 @@ sub serve {
     alarm $LIFETIME;
     my $n = 0;
     while ($n < $MAX_CONNS) {
-        my $c = $l->accept or next;
+        my $c = $l->accept;
+        if (!$c) {
+            sleep 0.05;     # EINTR, or out of descriptors: try again
+            next;
+        }
         $n++;
         my $pid = fork;
         if (!defined $pid) {

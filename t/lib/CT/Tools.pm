@@ -157,8 +157,10 @@ sub write_all {
     while ($off < length $data && time < $deadline) {
         my $n = syswrite $s, $data, length($data) - $off, $off;
         if (!defined $n) {
-            next if $!{EINTR} || $!{EAGAIN};
-            return 0;
+            return 0 unless $!{EINTR} || $!{EAGAIN};
+            # A non-blocking socket: wait until it takes more.
+            IO::Select->new($s)->can_write(1) if $!{EAGAIN};
+            next;
         }
         $off += $n;
     }
