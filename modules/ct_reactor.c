@@ -108,6 +108,7 @@ struct ct_rtunnel {
     apr_time_t last;            /* last payload byte either way */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
     apr_interval_time_t idle;
+    apr_interval_time_t lifetime;
     apr_off_t up0;              /* moved before the hand-off */
     apr_off_t down0;
     int nohalfclose;
@@ -457,10 +458,8 @@ static void record_end(ct_rtunnel *t)
     rec.down = t->down0 + (apr_off_t)t->dir[1].bytes;
     rec.start = t->start;
     rec.stop = apr_time_now();
-    ct_report_record(&rec);
-    ct_report_expired(ct_server, &rec, t->end,
-                      t->end == CT_END_IDLE ? t->idle
-                                            : t->deadline - t->last);
+    ct_report_finished(ct_server, &rec, t->end,
+                       t->end == CT_END_IDLE ? t->idle : t->lifetime);
     ct_stats_closed(CT_IN_REACTOR, rec.up, rec.down);
 }
 
@@ -699,6 +698,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     t->start = h->start;
     t->last = apr_time_now();
     t->idle = h->idle;
+    t->lifetime = h->lifetime;
     t->deadline = h->lifetime > 0 ? t->last + h->lifetime : 0;
     t->nohalfclose = h->nohalfclose;
     t->zero_copy = h->zero_copy;
