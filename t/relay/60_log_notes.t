@@ -7,8 +7,16 @@
 # through the proxy spoken to over TLS (where %I/%O also count TLS
 # overhead, so only lower bounds are asserted for them; in plain HTTP they
 # are exact: the request plus the payload in, the 200 plus the payload
-# out), and to an IPv6 origin on [::1] (proxy-source-port from an IPv6
-# socket).
+# out), to an IPv6 origin on [::1] (proxy-source-port from an IPv6
+# socket), and through ct_relay_nohandoff (ConnectTunnelHandoff Off), a
+# tunnel that stays in its worker in every run of the suite.
+#
+# A tunnel handed to a reactor (the default run) is logged at the hand-off,
+# before its payload moves; the module documents that %I/%O then cover only
+# the CONNECT and the 200.  That contradicts "%I/%O count the tunnel
+# bytes", so those two checks are TODO for handed-off tunnels: they show
+# as "not ok ... # TODO" there without failing the run, and as a hard
+# failure everywhere else.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -19,7 +27,7 @@ use CT::Origin ();
 use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line
                  wait_tunnel_record);
 
-plan tests => 3 * 8, need_module('ssl');
+plan tests => 4 * 8, need_module('ssl');
 
 # An IPv6 origin too, when this host has ::1.
 my $have_v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
@@ -31,7 +39,9 @@ alarm 90;
 my $size = 1 << 20;
 for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
               ['TLS proxy', 'ct_relay_tls_proxy', 1, '127.0.0.1'],
-              ['IPv6 origin', 'ct_all', 0, '::1']) {
+              ['IPv6 origin', 'ct_all', 0, '::1'],
+              ['plain proxy, hand-off off', 'ct_relay_nohandoff', 0,
+               '127.0.0.1']) {
     my ($name, $vhost, $tls, $addr) = @$case;
   SKIP: {
     skip "$name: no ::1 on this host", 8 if $addr eq '::1' && !$have_v6;
@@ -54,7 +64,7 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     my $line = wait_log_line('tunnel_log', $mark,
                              qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
                              10) // '';
-    my %f = $line =~ / (I|O|sport)=(\S+)/g;
+    my %f = $line =~ / (I|O|sport|end)=(\S+)/g;
     ok $line, "$name: the tunnel has its access log line";
     is $f{sport}, $rep->{peer_port} // 'no report',
         "$name: proxy-source-port is the port the origin saw";
@@ -62,6 +72,9 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     is $rec->{up}, $size, "$name: the tunnel's record counts the payload up";
     is $rec->{down}, $size,
         "$name: the tunnel's record counts the payload down";
+    # Documented for handed-off tunnels; see the top of this file.
+    local $TODO = 'a tunnel handed to a reactor is logged at the hand-off'
+        if ($f{end} // '') eq 'handed-off';
     if ($tls) {
         # Records and the handshake add to what the payload needs.
         cmp_ok $f{I} // 0, '>=', $size + length $req,
