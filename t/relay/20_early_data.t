@@ -8,7 +8,9 @@
 #
 # Each origin is a sink that expects a known number of bytes, answers
 # with their count and SHA-256, then counts any extra bytes (a duplicate)
-# until the client closes.  Last, the "nc -N" case: the early bytes and
+# until the client closes.  Payloads of 40000, 65536 and 65537 bytes sit
+# around the 64 KiB a tunnel may take along to a reactor (larger ones keep
+# the tunnel in its worker).  Last, the "nc -N" case: the early bytes and
 # then the client's end of stream, all before the 200: the origin gets
 # the bytes and the end of stream, and its reply still comes back.
 use strict;
@@ -22,7 +24,7 @@ use CT::Origin ();
 use CT::Tools qw(open_tunnel write_all read_upto read_to_eof read_head_any);
 use CT::Raw qw(proxy_socket);
 
-plan tests => 5 * 7 + 4, need_module('ssl');
+plan tests => 8 * 7 + 4, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 120;
@@ -46,12 +48,18 @@ sub client_hello {
 }
 
 my $payload = CT::Origin::Stream->new(200 * 1024, 11)->next(200 * 1024);
+# Around the most a tunnel may take along when it leaves its worker for a
+# reactor (64 KiB): below, at and above it.
+my %sized = map { $_ => CT::Origin::Stream->new($_, $_)->next($_) }
+                40_000, 65_536, 65_537;
 
 # name => [vhost, tls, early bytes, bytes sent after the 200]
 my @cases = (
     ['short early bytes', 'ct_all', 0, 'EARLYBYTES', '+AFTER-THE-200'],
     ['200 KiB early payload', 'ct_all', 0, $payload, ''],
     ['a TLS ClientHello', 'ct_all', 0, client_hello(), ''],
+    (map { ["$_ bytes of early payload", 'ct_all', 0, $sized{$_}, ''] }
+         sort { $a <=> $b } keys %sized),
     ['short early bytes over a TLS proxy', 'ct_relay_tls_proxy', 1,
      'EARLYBYTES', '+AFTER-THE-200'],
     ['200 KiB early payload over a TLS proxy', 'ct_relay_tls_proxy', 1,
