@@ -21,10 +21,9 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use Digest::SHA ();
-use Time::HiRes qw(time sleep);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_upto read_to_eof log_mark
-                 wait_log_line wait_tunnel_record log_lines_since);
+use CT::Tools qw(open_tunnel write_all read_to_eof log_mark
+                 wait_tunnel_record log_lines_since);
 
 plan tests => 9 + 8 + 5, need_module('ssl');
 

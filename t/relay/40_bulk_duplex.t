@@ -12,7 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel duplex read_to_eof);
+use CT::Tools qw(open_tunnel duplex);
 
 plan tests => 2 * 7, need_module('ssl');
 

@@ -12,7 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use CT::Origin ();
 use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
                  log_lines_since wait_tunnel_record);

@@ -16,7 +16,6 @@ use strict;
 use warnings FATAL => 'all';
 use Exporter 'import';
 use IO::Select;
-use IO::Socket::INET;
 use POSIX ();
 use Digest::SHA ();
 use Time::HiRes qw(time sleep);
