@@ -397,6 +397,8 @@ static ct_end pump_down(ct_tunnel *t)
             t->down.want_write = 1;
             return CT_END_NONE;
         }
+        /* Bytes held back reached the client: activity, too. */
+        t->moved = 1;
     }
     if (t->down.eof) {
         return finish_flow(t, &t->down, t->client);
