@@ -327,12 +327,29 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
     return CT_END_NONE;
 }
 
+/* Whether the last read gave fewer bytes than asked for, in data only. */
+static int short_read(ct_tunnel *t)
+{
+    apr_off_t len;
+    apr_bucket *b;
+
+    for (b = APR_BRIGADE_FIRST(t->bb_up); b != APR_BRIGADE_SENTINEL(t->bb_up);
+         b = APR_BUCKET_NEXT(b)) {
+        if (APR_BUCKET_IS_METADATA(b) || b->length == (apr_size_t)-1) {
+            return 0;
+        }
+    }
+    return apr_brigade_length(t->bb_up, 0, &len) == APR_SUCCESS
+           && len < (apr_off_t)t->bufsize;
+}
+
 /* One step client to origin. */
 static ct_end pump_up(ct_tunnel *t)
 {
     apr_status_t rv;
 
-    if (t->up.pipe) {
+    /* Bytes read through the filters go out before any spliced ones. */
+    if (t->up.pipe && APR_BRIGADE_EMPTY(t->bb_up)) {
         return splice_flow(t, &t->up, 1);
     }
     t->up.want_read = t->up.want_write = 0;
@@ -348,6 +365,9 @@ static ct_end pump_up(ct_tunnel *t)
     }
     if (t->up.eof) {
         return finish_flow(t, &t->up, t->origin);
+    }
+    if (t->up.pipe) {
+        return splice_flow(t, &t->up, 1);
     }
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, t->bufsize);
@@ -372,6 +392,11 @@ static ct_end pump_up(ct_tunnel *t)
     }
     else {
         t->moved = 1;
+        /* Less than asked for: the core input filter read the socket dry
+         * and holds nothing more, so the socket can be read directly. */
+        if (t->zero_copy && short_read(t)) {
+            (void)use_pipe(t, &t->up);
+        }
     }
     return CT_END_NONE;
 }

@@ -141,45 +141,34 @@ ct_end ct_tunnel_run(ct_tunnel *t)
 
 /*
  * Read what the client's input filters already hold, without blocking,
- * into bb_up (at most CT_REACTOR_BUFSIZE).  APR_SUCCESS once they give
- * nothing more; anything else means the tunnel must stay in its worker,
- * with those bytes still queued in bb_up.
+ * into bb_up.  One read asks for one byte more than a reactor takes: a
+ * shorter answer means the core input filter read the socket dry and
+ * holds nothing more, which is what a hand-off needs (the reactor reads
+ * the socket itself).  Anything else keeps the tunnel in its worker, with
+ * the bytes still queued in bb_up.
  */
 static apr_status_t drain_input(ct_tunnel *t, apr_off_t *have)
 {
-    apr_off_t before;
     apr_status_t rv;
-    int rounds;
 
     *have = 0;
-    for (rounds = 0; rounds < 64; rounds++) {
-        before = *have;
-        rv = ap_get_brigade(t->c->input_filters, t->bb_up,
-                            AP_MODE_READBYTES, APR_NONBLOCK_READ,
-                            CT_REACTOR_BUFSIZE);
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            return APR_SUCCESS;
-        }
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        if (!APR_BRIGADE_EMPTY(t->bb_up)
-            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
-            /* The client already closed its side: stay here. */
-            return APR_EOF;
-        }
-        if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
-            return rv;
-        }
-        if (*have > CT_REACTOR_BUFSIZE) {
-            return APR_ENOSPC;
-        }
-        if (*have == before) {
-            /* The core input filter says "nothing now" this way. */
-            return APR_SUCCESS;
-        }
+    rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
+                        APR_NONBLOCK_READ, CT_REACTOR_BUFSIZE + 1);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return APR_SUCCESS;
     }
-    return APR_ENOSPC;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (!APR_BRIGADE_EMPTY(t->bb_up)
+        && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
+        /* The client already closed its side: stay here. */
+        return APR_EOF;
+    }
+    if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
+        return rv;
+    }
+    return *have > CT_REACTOR_BUFSIZE ? APR_ENOSPC : APR_SUCCESS;
 }
 
 apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)

@@ -293,6 +293,16 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t)
             return end;
         }
     }
+    /* An end of stream seen in the last round waits for no event: pass
+     * it on now, or it would wait for the idle timeout. */
+    for (side = 0; side < 2; side++) {
+        ct_rdir *d = &t->dir[side];
+
+        if (d->eof && !d->shut && held(d) == 0
+            && (end = step(t, side, &moved)) != CT_END_NONE) {
+            return end;
+        }
+    }
     if (t->dir[0].shut && t->dir[1].shut) {
         return CT_END_CLOSED;
     }
