@@ -131,6 +131,11 @@ static void expire(idle *s, uint64_t now)
     uint64_t limit = (uint64_t)(s->run->o->open_timeout * 1e9);
     tl_tunnel *t;
 
+    /* Judged before expiring: once the waiting tunnels are gone, a proxy
+     * that will never answer them would look like one with room. */
+    if (s->pending > 0 && now - s->t_progress > limit) {
+        s->stalled = 1;
+    }
     for (; s->oldest < s->next; s->oldest++) {
         t = &s->t[s->oldest];
         if (t->phase == TL_OPEN || t->phase == TL_IDLE) {
@@ -143,9 +148,6 @@ static void expire(idle *s, uint64_t now)
         s->pending--;
         s->timed_out++;
         note_failure(s, "no-200-in-time");
-    }
-    if (s->pending > 0 && now - s->t_progress > limit) {
-        s->stalled = 1;
     }
 }
 
