@@ -20,57 +20,97 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_proxy.h"
+#include "mod_status.h"
+#include "mpm_common.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
 #include "ct_policy.h"
 #include "ct_handler.h"
+#include "ct_relay.h"
+#include "ct_splice.h"
+#include "ct_limits.h"
+#include "ct_origin.h"
+#include "ct_reactor.h"
+#include "ct_report.h"
+#include "ct_stats.h"
 
-/* AllowCONNECT's default when no list is configured. */
-static const ct_port_range ct_default_ports[] = {
-    { CT_DEFAULT_PORT_HTTPS, CT_DEFAULT_PORT_HTTPS },
-    { CT_DEFAULT_PORT_SNEWS, CT_DEFAULT_PORT_SNEWS }
-};
-
-int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port)
-{
-    apr_size_t i;
-
-    if (conf->allow_ports != NULL) {
-        return ct_ports_allow(conf->allow_ports, port);
-    }
-    for (i = 0; i < sizeof(ct_default_ports) / sizeof(*ct_default_ports);
-         i++) {
-        if (port >= ct_default_ports[i].first
-            && port <= ct_default_ports[i].last) {
-            return 1;
-        }
-    }
-    return 0;
-}
+/* Numbers: the virtual host's value if set, else the main server's. */
+#define CT_MERGE(field) \
+    conf->field = add->field != CT_UNSET ? add->field : base->field
 
 static void *create_server_config(apr_pool_t *p, server_rec *s)
 {
+    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
     (void)s;
-    return apr_pcalloc(p, sizeof(ct_server_conf));
+    conf->zero_copy = CT_UNSET;
+    conf->connect_timeout = CT_UNSET;
+    conf->idle_timeout = CT_UNSET;
+    conf->max_lifetime = CT_UNSET;
+    conf->max_tunnels = CT_UNSET;
+    conf->max_per_child = CT_UNSET;
+    conf->max_per_client = CT_UNSET;
+    conf->handoff = CT_UNSET;
+    conf->reactors = CT_UNSET;
+    return conf;
 }
 
-/* A field set in the virtual host replaces the main server's. */
 static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
 {
     const ct_server_conf *base = basev, *add = addv;
     ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
+    /* A virtual host's AllowCONNECT list replaces the main server's. */
     conf->allow_ports = add->allow_ports ? add->allow_ports
                                          : base->allow_ports;
+    CT_MERGE(zero_copy);
+    CT_MERGE(connect_timeout);
+    CT_MERGE(idle_timeout);
+    CT_MERGE(max_lifetime);
+    CT_MERGE(max_tunnels);
+    CT_MERGE(max_per_child);
+    CT_MERGE(max_per_client);
+    CT_MERGE(handoff);
     return conf;
+}
+
+static void *create_dir_config(apr_pool_t *p, char *dir)
+{
+    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
+
+    (void)dir;
+    dconf->default_deny = CT_UNSET;
+    return dconf;
+}
+
+/* Rules of the inner section are checked first, then the outer ones. */
+static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
+{
+    const ct_dir_conf *base = basev, *add = addv;
+    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
+
+    if (add->rules && base->rules) {
+        dconf->rules = apr_array_append(p, add->rules, base->rules);
+    }
+    else {
+        dconf->rules = add->rules ? add->rules : base->rules;
+    }
+    dconf->default_deny = add->default_deny != CT_UNSET ? add->default_deny
+                                                        : base->default_deny;
+    return dconf;
+}
+
+static ct_server_conf *server_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config,
+                                &connect_tunnel_module);
 }
 
 static const char *set_allow_connect(cmd_parms *cmd, void *dummy,
                                      const char *arg)
 {
-    ct_server_conf *conf = ap_get_module_config(cmd->server->module_config,
-                                                &connect_tunnel_module);
+    ct_server_conf *conf = server_conf(cmd);
     ct_port_range range;
     const char *err;
 
@@ -88,10 +128,184 @@ static const char *set_allow_connect(cmd_parms *cmd, void *dummy,
     return NULL;
 }
 
+/* ConnectTunnelAllow and ConnectTunnelDeny (cmd_data: the action). */
+static const char *set_rule(cmd_parms *cmd, void *dconfv, const char *arg)
+{
+    ct_dir_conf *dconf = dconfv;
+    ct_action action = (ct_action)(apr_uintptr_t)cmd->info;
+    ct_rule rule;
+    const char *err;
+
+    if ((err = ct_rule_parse(cmd->pool, action, arg, &rule)) != NULL) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    if (dconf->rules == NULL) {
+        dconf->rules = apr_array_make(cmd->pool, 4, sizeof(rule));
+    }
+    *(ct_rule *)apr_array_push(dconf->rules) = rule;
+    return NULL;
+}
+
+static const char *set_default_deny(cmd_parms *cmd, void *dconfv, int on)
+{
+    (void)cmd;
+    ((ct_dir_conf *)dconfv)->default_deny = on;
+    return NULL;
+}
+
+static const char *set_zero_copy(cmd_parms *cmd, void *dummy, int on)
+{
+    (void)dummy;
+    server_conf(cmd)->zero_copy = on;
+    return NULL;
+}
+
+static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
+{
+    (void)dummy;
+    server_conf(cmd)->handoff = on;
+    return NULL;
+}
+
+/* Settings of the whole server, valid outside virtual hosts only. */
+static const char *set_global(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    ct_server_conf *conf = server_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *name = cmd->cmd->name;
+    char *end;
+    long n;
+
+    (void)dummy;
+    if (err != NULL) {
+        return err;
+    }
+    if (strcasecmp(name, "ConnectTunnelLog") == 0) {
+        conf->log = arg;
+        return NULL;
+    }
+    if (strcasecmp(name, "ConnectTunnelDrainTimeout") == 0) {
+        if (ap_timeout_parameter_parse(arg, &conf->drain, "s")
+            != APR_SUCCESS || conf->drain < 0) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a time", name,
+                                arg);
+        }
+        return NULL;
+    }
+    n = strtol(arg, &end, 10);
+    if (strcasecmp(name, "ConnectTunnelHandoffMax") == 0) {
+        if (*arg == '\0' || *end != '\0' || n < 0 || n > 1000000) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a number from "
+                                "0 (the descriptor limit decides) to "
+                                "1000000", name, arg);
+        }
+        conf->handoff_max = (int)n;
+        return NULL;
+    }
+    if (*arg == '\0' || *end != '\0' || n < 0 || n > 16) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
+                            "(no reactor) to 16", name, arg);
+    }
+    conf->reactors = (int)n;
+    return NULL;
+}
+
+/* Timeouts (cmd_data: offset of the field); "0" only for the lifetime. */
+static const char *set_time(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
+    apr_interval_time_t *field, t;
+
+    (void)dummy;
+    field = (apr_interval_time_t *)((char *)server_conf(cmd) + offset);
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || (t == 0 && offset != APR_OFFSETOF(ct_server_conf,
+                                             max_lifetime))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive time "
+                            "(seconds, or a number with ms, s, mi or h)",
+                            cmd->cmd->name, arg);
+    }
+    *field = t;
+    return NULL;
+}
+
+/* Tunnel limits (cmd_data: offset of the field); 0 means no limit. */
+static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
+    char *end;
+    long n;
+
+    (void)dummy;
+    n = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || n < 0 || n > 1000000) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
+                            "(no limit) to 1000000", cmd->cmd->name, arg);
+    }
+    *(int *)((char *)server_conf(cmd) + offset) = (int)n;
+    return NULL;
+}
+
+#define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
+
 static const command_rec ct_cmds[] = {
     AP_INIT_ITERATE("AllowCONNECT", set_allow_connect, NULL, RSRC_CONF,
                     "Ports (N), port ranges (N-M) or 'all' that CONNECT "
                     "may reach; default 443 563"),
+    AP_INIT_FLAG("ConnectTunnelZeroCopy", set_zero_copy, NULL, RSRC_CONF,
+                 "On to relay plain-TCP tunnels with splice(2) where the "
+                 "system supports it (default On)"),
+    AP_INIT_ITERATE("ConnectTunnelAllow", set_rule, (void *)CT_ALLOW,
+                    RSRC_CONF | ACCESS_CONF,
+                    "Destinations tunnels may reach: host names, *.domains, "
+                    "addresses, networks (CIDR) or named sets"),
+    AP_INIT_ITERATE("ConnectTunnelDeny", set_rule, (void *)CT_DENY,
+                    RSRC_CONF | ACCESS_CONF,
+                    "Destinations tunnels may not reach: host names, "
+                    "*.domains, addresses, networks (CIDR) or named sets"),
+    AP_INIT_FLAG("ConnectTunnelDefaultDeny", set_default_deny, NULL,
+                 RSRC_CONF | ACCESS_CONF,
+                 "On (default) to deny loopback, link-local, metadata, "
+                 "unspecified, multicast and local addresses that no rule "
+                 "allows"),
+    AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_time,
+                  CT_FIELD(connect_timeout), RSRC_CONF,
+                  "Time to connect to the next hop (default ProxyTimeout, "
+                  "else 10 seconds)"),
+    AP_INIT_TAKE1("ConnectTunnelIdleTimeout", set_time,
+                  CT_FIELD(idle_timeout), RSRC_CONF,
+                  "Close a tunnel that moved no bytes for this long "
+                  "(default ProxyTimeout, else Timeout)"),
+    AP_INIT_TAKE1("ConnectTunnelMaxLifetime", set_time,
+                  CT_FIELD(max_lifetime), RSRC_CONF,
+                  "Close any tunnel after this long (default 0: never)"),
+    AP_INIT_FLAG("ConnectTunnelHandoff", set_handoff, NULL, RSRC_CONF,
+                 "On (default) to relay plain-TCP tunnels in reactor "
+                 "threads, so that they hold no worker"),
+    AP_INIT_TAKE1("ConnectTunnelReactorThreads", set_global, NULL,
+                  RSRC_CONF, "Reactor threads per child (default 1; 0 "
+                  "keeps every tunnel in its worker)"),
+    AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_global, NULL, RSRC_CONF,
+                  "Most tunnels one child's reactors hold (default 0: as "
+                  "many as its descriptor limit allows)"),
+    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_global, NULL, RSRC_CONF,
+                  "Longest a gracefully exiting child waits for its "
+                  "tunnels (default 0: until they end, or "
+                  "GracefulShutdownTimeout)"),
+    AP_INIT_TAKE1("ConnectTunnelLog", set_global, NULL, RSRC_CONF,
+                  "File (relative to ServerRoot) or |program receiving "
+                  "one record per finished tunnel"),
+    AP_INIT_TAKE1("ConnectTunnelMaxTunnels", set_limit,
+                  CT_FIELD(max_tunnels), RSRC_CONF,
+                  "Open tunnels in the whole server (default 0: no limit)"),
+    AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerChild", set_limit,
+                  CT_FIELD(max_per_child), RSRC_CONF,
+                  "Open tunnels in one child process (default 0: no "
+                  "limit)"),
+    AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerClient", set_limit,
+                  CT_FIELD(max_per_client), RSRC_CONF,
+                  "Open tunnels from one client address (default 0: no "
+                  "limit)"),
     { NULL }
 };
 
@@ -132,6 +346,21 @@ static int ct_post_read_request(request_rec *r)
     return DECLINED;
 }
 
+static ct_server_conf *main_conf(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &connect_tunnel_module);
+}
+
+static int ct_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                         apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    ct_policy_init(pconf);
+    ct_limits_pre_config(pconf);
+    return OK;
+}
+
 static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
@@ -141,6 +370,17 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    ct_origin_local_addresses(pconf, s);
+    if (ct_limits_post_config(pconf, s) != APR_SUCCESS
+        || ct_stats_post_config(pconf, s) != APR_SUCCESS
+        || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!ct_splice_supported()) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00002)
+                     "splice(2) is not available: tunnels relay through "
+                     "the connection filters");
+    }
     if (ap_find_linked_module("mod_proxy_connect.c") != NULL) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, CT_LOGNO(00001)
                      "mod_proxy_connect is loaded too: mod_connect_tunnel "
@@ -148,6 +388,48 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "unload one of them");
     }
     return OK;
+}
+
+/* Whether any server hands tunnels off: then children run reactors. */
+static int any_handoff(server_rec *s)
+{
+    for (; s != NULL; s = s->next) {
+        ct_server_conf *conf = ap_get_module_config(s->module_config,
+                                                    &connect_tunnel_module);
+
+        if (conf->handoff != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void ct_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    ct_server_conf *conf = main_conf(s);
+    int threads = conf->reactors != CT_UNSET ? conf->reactors
+                                             : CT_DEFAULT_REACTORS;
+
+    ct_limits_child_init(pchild, s);
+    ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
+                          conf->handoff_max, conf->drain);
+}
+
+static void ct_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    (void)pchild;
+    ct_reactor_child_stopping(graceful);
+}
+
+static int ct_pre_close_connection(conn_rec *c)
+{
+    ct_handler_pre_close(c);
+    return OK;
+}
+
+static void ct_optional_fn_retrieve(void)
+{
+    ct_relay_init();
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -161,14 +443,24 @@ static void register_hooks(apr_pool_t *p)
                               APR_HOOK_REALLY_FIRST);
     ap_hook_post_read_request(ct_post_read_request, NULL, NULL,
                               APR_HOOK_MIDDLE);
+    ap_hook_pre_config(ct_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ct_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_optional_fn_retrieve(ct_optional_fn_retrieve, NULL, NULL,
+                                 APR_HOOK_MIDDLE);
+    ap_hook_child_init(ct_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(ct_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    /* First, so that no other hook sees a handed-off connection as live. */
+    ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
+                                 APR_HOOK_REALLY_FIRST);
+    APR_OPTIONAL_HOOK(ap, status_hook, ct_stats_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 /* Not AP_DECLARE_MODULE: ct_private.h already declared the log index. */
 module AP_MODULE_DECLARE_DATA connect_tunnel_module = {
     STANDARD20_MODULE_STUFF,
-    NULL,                       /* per-directory config creator */
-    NULL,                       /* per-directory config merger */
+    create_dir_config,
+    merge_dir_config,
     create_server_config,
     merge_server_config,
     ct_cmds,

@@ -20,16 +20,67 @@
 /* Relay read size when ProxyIOBufferSize is not set. */
 #define CT_DEFAULT_BUFFER_SIZE (64 * 1024)
 
-/* Per-server (and virtual host) configuration. */
+/* A flag directive not given in a context. */
+#define CT_UNSET -1
+
+/* ConnectTunnelZeroCopy's default: splice(2) where it works. */
+#define CT_DEFAULT_ZERO_COPY 1
+
+/* ConnectTunnelConnectTimeout's default when ProxyTimeout is not set. */
+#define CT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(10)
+
+/* ConnectTunnelDefaultDeny's default: the SSRF guard is on. */
+#define CT_DEFAULT_DENY 1
+
+/* ConnectTunnelHandoff's default: idle tunnels leave the workers. */
+#define CT_DEFAULT_HANDOFF 1
+
+/* ConnectTunnelReactorThreads' default: one per child. */
+#define CT_DEFAULT_REACTORS 1
+
+/* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
+ * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
+    int zero_copy;              /* ConnectTunnelZeroCopy */
     /* AllowCONNECT ranges (ct_port_range); NULL when unset, so that a
      * virtual host's list replaces the main server's instead of adding. */
     apr_array_header_t *allow_ports;
+    apr_interval_time_t connect_timeout;    /* ConnectTunnelConnectTimeout */
+    apr_interval_time_t idle_timeout;       /* ConnectTunnelIdleTimeout */
+    apr_interval_time_t max_lifetime;       /* ConnectTunnelMaxLifetime */
+    int max_tunnels;            /* ConnectTunnelMaxTunnels (whole server) */
+    int max_per_child;          /* ConnectTunnelMaxTunnelsPerChild */
+    int max_per_client;         /* ConnectTunnelMaxTunnelsPerClient */
+    int handoff;                /* ConnectTunnelHandoff */
+    /* Main server only: */
+    int reactors;               /* ConnectTunnelReactorThreads */
+    int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */
+    apr_interval_time_t drain;  /* ConnectTunnelDrainTimeout (0: none) */
+    const char *log;            /* ConnectTunnelLog */
 } ct_server_conf;
+
+/* Per-directory configuration: the server's defaults and <Proxy>. */
+typedef struct {
+    /* ConnectTunnelAllow/Deny rules (ct_rule) in the order they are
+     * checked: a section's own first, then those it inherits. */
+    apr_array_header_t *rules;
+    int default_deny;           /* ConnectTunnelDefaultDeny */
+} ct_dir_conf;
+
+/**
+ * Whether tunnels of this server may use splice(2): configured (or by
+ * default) and supported by the system.
+ */
+int ct_conf_zero_copy(const ct_server_conf *conf);
 
 /**
  * Whether AllowCONNECT, as configured or by default, admits port.
  */
 int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port);
+
+/**
+ * Whether the built-in SSRF guard applies where no rule decides.
+ */
+int ct_conf_default_deny(const ct_dir_conf *dconf);
 
 #endif /* CT_CONFIG_H */

@@ -8,6 +8,8 @@
  * resolve, and nothing about a refused target leaves the machine.
  */
 
+#include <arpa/inet.h>
+
 #include "apr_strings.h"
 
 #include "http_core.h"
@@ -19,12 +21,22 @@
 #include "ct_origin.h"
 #include "ct_relay.h"
 #include "ct_report.h"
+#include "ct_limits.h"
+#include "ct_reactor.h"
+#include "ct_stats.h"
 #include "ct_handler.h"
+
+/* Marks a connection whose tunnel went on in a reactor (conn_config). */
+static char ct_handed_off;
 
 /* Per-request settings derived once from the configuration. */
 typedef struct {
-    apr_interval_time_t timeout;    /* connect and idle */
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t idle_timeout;
+    apr_interval_time_t max_lifetime;   /* 0: none */
     apr_size_t bufsize;
+    int zero_copy;
+    int handoff;
 } ct_settings;
 
 static void settings(request_rec *r, proxy_server_conf *pconf,
@@ -32,8 +44,29 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
 {
     core_server_config *core = ap_get_core_module_config(
                                    r->server->module_config);
+    ct_server_conf *conf = ap_get_module_config(r->server->module_config,
+                                                &connect_tunnel_module);
 
-    s->timeout = pconf->timeout_set ? pconf->timeout : r->server->timeout;
+    /* Our directives first, then ProxyTimeout, as stock uses it. */
+    if (conf->connect_timeout != CT_UNSET) {
+        s->connect_timeout = conf->connect_timeout;
+    }
+    else {
+        s->connect_timeout = pconf->timeout_set ? pconf->timeout
+                                                : CT_DEFAULT_CONNECT_TIMEOUT;
+    }
+    if (conf->idle_timeout != CT_UNSET) {
+        s->idle_timeout = conf->idle_timeout;
+    }
+    else {
+        s->idle_timeout = pconf->timeout_set ? pconf->timeout
+                                             : r->server->timeout;
+    }
+    s->max_lifetime = conf->max_lifetime != CT_UNSET ? conf->max_lifetime
+                                                     : 0;
+    s->zero_copy = ct_conf_zero_copy(conf);
+    s->handoff = conf->handoff != CT_UNSET ? conf->handoff
+                                           : CT_DEFAULT_HANDOFF;
     s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
                                            : CT_DEFAULT_BUFFER_SIZE;
     /* One pass above FlushMaxThreshold would make the core write block. */
@@ -52,7 +85,10 @@ static int check_target(request_rec *r, const char *url, ct_target *t)
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00010)
                       "bad CONNECT target '%.*s': %s", 255, url,
                       ct_target_reason(st));
-        return HTTP_BAD_REQUEST;
+        return ct_report_refusal(r, HTTP_BAD_REQUEST, CT_PS_REQUEST_ERROR,
+                                 apr_pstrcat(r->pool, "Bad CONNECT target: ",
+                                             ct_target_reason(st), ".",
+                                             NULL));
     }
     return OK;
 }
@@ -68,19 +104,65 @@ static int check_policy(request_rec *r, proxy_server_conf *pconf,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00011)
                       "tunnel to '%.*s' refused: port %hu is not in "
                       "AllowCONNECT", 255, t->host, t->port);
-        return HTTP_FORBIDDEN;
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_REQUEST_DENIED,
+                                 "Tunnels to this port are not allowed.");
     }
     if (ap_proxy_checkproxyblock2(r, pconf, t->host, NULL) != OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00012)
                       "tunnel to '%.*s' refused: name matches ProxyBlock",
                       255, t->host);
-        return HTTP_FORBIDDEN;
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_REQUEST_DENIED,
+                                 "The destination is blocked by this "
+                                 "proxy.");
     }
     return OK;
 }
 
 /*
- * Step 4: the 2xx, in the request's HTTP version, on the connection
+ * Step 3: the destination rules, as far as they can be decided before
+ * DNS: a literal address completely, a name by the host rules (403).
+ * What needs the resolved addresses is left to the origin.
+ */
+static int check_destination(request_rec *r, const ct_target *t,
+                             ct_dest_policy *pol)
+{
+    ct_dir_conf *dconf = ap_get_module_config(r->per_dir_config,
+                                              &connect_tunnel_module);
+    const char *denied = NULL;
+    ct_verdict v;
+
+    pol->rules = dconf->rules;
+    pol->default_deny = ct_conf_default_deny(dconf);
+    pol->name = t->kind == CT_HOST_NAME ? t->host : NULL;
+    pol->decided = 0;
+    if (t->kind != CT_HOST_NAME) {
+        unsigned char raw[16];
+        ct_net net;
+        int v6 = t->kind == CT_HOST_IPV6;
+
+        /* The parser accepted it, so it converts. */
+        (void)inet_pton(v6 ? AF_INET6 : AF_INET, t->host, raw);
+        ct_net_from_raw(v6 ? APR_INET6 : APR_INET, raw, &net);
+        denied = ct_origin_address_denied(r->pool, pol, &net);
+    }
+    else {
+        v = ct_rules_check(pol->rules, pol->name, NULL);
+        denied = v.action == CT_DENY ? v.why : NULL;
+        pol->decided = v.action == CT_ALLOW;
+    }
+    if (denied) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00016)
+                      "tunnel to '%.*s' refused by %s", 255, t->host,
+                      denied);
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
+                                 "The destination is not allowed.");
+    }
+    pol->decided |= t->kind != CT_HOST_NAME;
+    return OK;
+}
+
+/*
+ * Step 6: the 2xx, in the request's HTTP version, on the connection
  * filters so that it is encrypted for a TLS client and turned into HEADERS
  * for an HTTP/2 one.  No Content-Length or Transfer-Encoding (RFC 9110).
  */
@@ -103,7 +185,50 @@ static apr_status_t send_established(request_rec *r)
     return rv;
 }
 
-/* Steps 5 and 6: relay until the tunnel ends, then account for it. */
+/*
+ * Give the tunnel to a reactor when it is safe (plain TCP, passive
+ * filters, nothing pending, a place reserved).  After this the worker
+ * keeps nothing of the tunnel; the MPM closes its copy of the client
+ * socket without a shutdown because the connection is marked.
+ */
+static int hand_off(request_rec *r, const ct_settings *s,
+                    const char *target, ct_tunnel *tunnel)
+{
+    ct_handoff h;
+
+    if (!s->handoff || !ct_reactor_reserve()) {
+        return 0;
+    }
+    memset(&h, 0, sizeof(h));
+    if (ct_tunnel_handoff(tunnel, &h) != APR_SUCCESS) {
+        ct_reactor_unreserve();
+        return 0;
+    }
+    h.idle = s->idle_timeout;
+    h.lifetime = s->max_lifetime;
+    h.start = r->request_time;
+    h.client = r->useragent_ip;
+    h.target = target;
+    h.address = apr_table_get(r->notes, CT_NOTE_ADDRESS);
+    ct_limits_detach(r, &h.limits);
+    ap_set_module_config(r->connection->conn_config,
+                         &connect_tunnel_module, &ct_handed_off);
+    ct_report_handed_off(r, tunnel);
+    /* Cannot fail once reserved; the descriptors are the reactor's. */
+    (void)ct_reactor_submit(&h);
+    return 1;
+}
+
+void ct_handler_pre_close(conn_rec *c)
+{
+    if (ap_get_module_config(c->conn_config, &connect_tunnel_module)
+        == &ct_handed_off) {
+        /* The reactor owns the tunnel: no shutdown(), no lingering. */
+        c->aborted = 1;
+    }
+}
+
+/* Step 7: relay until the tunnel ends, then account for it. */
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                   ct_origin *o)
 {
@@ -112,7 +237,10 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
     apr_status_t rv;
     ct_end end;
 
-    rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->timeout);
+    rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->zero_copy);
+    if (rv == APR_SUCCESS) {
+        ct_tunnel_set_timeouts(tunnel, s->idle_timeout, s->max_lifetime);
+    }
     if (rv == APR_SUCCESS) {
         rv = ct_tunnel_prime_client(tunnel, o->early, o->early_len);
     }
@@ -120,6 +248,10 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00013)
                       "setting up the tunnel to %s failed", target);
         r->connection->aborted = 1;
+        ct_stats_closed(CT_IN_WORKER, 0, 0);
+        return;
+    }
+    if (hand_off(r, s, target, tunnel)) {
         return;
     }
     end = ct_tunnel_run(tunnel);
@@ -127,29 +259,40 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         /* Nothing more can reach this client; skip the lingering close. */
         r->connection->aborted = 1;
     }
-    ct_report_end(r, target, tunnel, end, s->timeout);
+    ct_report_end(r, target, tunnel, end, s->idle_timeout, s->max_lifetime);
 }
 
 int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
                       const char *url, const char *proxyname,
                       apr_port_t proxyport)
 {
+    ct_dest_policy pol;
     ct_settings s;
     ct_target t;
     ct_origin o;
     apr_status_t rv;
     int rc;
 
+    if (r->connection->master != NULL) {
+        /* An HTTP/2 stream has no socket of its own to relay with. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
+                      "CONNECT over HTTP/2 is not supported; the client "
+                      "should use HTTP/1.1 to the proxy");
+        return HTTP_NOT_IMPLEMENTED;
+    }
     settings(r, pconf, &s);
-    /* 1. target syntax, 2. policy, 3. origin */
+    /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules,
+     * 4. limits, 5. the next hop */
     if ((rc = check_target(r, url, &t)) != OK
         || (rc = check_policy(r, pconf, &t)) != OK
-        || (rc = ct_origin_open(r, pconf, &t, proxyname, proxyport,
-                                s.timeout, &o)) != OK) {
+        || (rc = check_destination(r, &t, &pol)) != OK
+        || (rc = ct_limits_acquire(r)) != OK
+        || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
+                                s.connect_timeout, &o)) != OK) {
         return rc;
     }
     ct_report_connected(r, o.local_port, o.addr);
-    /* 4. the 200 */
+    /* 6. the 200 */
     rv = send_established(r);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00014)
@@ -157,7 +300,8 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         r->connection->aborted = 1;
     }
     else {
-        /* 5. relay, 6. report */
+        /* 7. relay (here or in a reactor) and report */
+        ct_stats_opened(CT_IN_WORKER);
         relay(r, &s, &t, &o);
     }
     /* The origin is closed at once: no lingering in the worker. */

@@ -22,4 +22,10 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
                       const char *url, const char *proxyname,
                       apr_port_t proxyport);
 
+/**
+ * pre_close_connection: a connection whose tunnel a reactor took over is
+ * closed without shutdown() or lingering.
+ */
+void ct_handler_pre_close(conn_rec *c);
+
 #endif /* CT_HANDLER_H */

@@ -11,27 +11,109 @@
  * each have their own status and log tag.
  */
 
+#include <errno.h>
+#include <ifaddrs.h>
+
 #include "apr_strings.h"
 #include "apr_lib.h"
 
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_listen.h"
 
 #include "ct_private.h"
 #include "ct_origin.h"
+#include "ct_report.h"
 
 /* Outcome of trying every address of the next hop. */
 typedef enum {
     CT_DIAL_OK = 0,
     CT_DIAL_REFUSED,
+    CT_DIAL_UNREACHABLE,
     CT_DIAL_TIMEOUT
 } ct_dial;
 
-static int fail(request_rec *r, int status, const char *why)
+/* This server's own addresses (ct_net), set at startup. */
+static apr_array_header_t *ct_local;
+
+static void add_local(apr_array_header_t *local, int family, const void *raw)
 {
-    apr_table_setn(r->notes, "error-notes", ap_escape_html(r->pool, why));
-    apr_table_setn(r->notes, "verbose-error-to", "*");
-    return status;
+    ct_net *net = apr_array_push(local);
+
+    ct_net_from_raw(family, raw, net);
+}
+
+/* Every address of every interface: what a wildcard Listen accepts on. */
+static void add_interfaces(apr_array_header_t *local, server_rec *s)
+{
+    struct ifaddrs *ifs, *ifa;
+
+    if (getifaddrs(&ifs) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, CT_LOGNO(00003)
+                     "cannot list this host's interface addresses; the "
+                     "guard denies only the loopback ones");
+        return;
+    }
+    for (ifa = ifs; ifa != NULL; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr == NULL) {
+            continue;
+        }
+        if (ifa->ifa_addr->sa_family == AF_INET) {
+            add_local(local, APR_INET,
+                      &((struct sockaddr_in *)ifa->ifa_addr)->sin_addr);
+        }
+        else if (ifa->ifa_addr->sa_family == AF_INET6) {
+            add_local(local, APR_INET6,
+                      &((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr);
+        }
+    }
+    freeifaddrs(ifs);
+}
+
+void ct_origin_local_addresses(apr_pool_t *p, server_rec *s)
+{
+    ap_listen_rec *lr;
+    int wildcard = 0;
+
+    ct_local = apr_array_make(p, 8, sizeof(ct_net));
+    for (lr = ap_listeners; lr != NULL; lr = lr->next) {
+        apr_sockaddr_t *sa = lr->bind_addr;
+        ct_net net;
+
+        ct_net_from_raw(sa->family, sa->ipaddr_ptr, &net);
+        if (ct_default_denies(&net, NULL) != NULL) {
+            /* 0.0.0.0 or [::]: every interface; loopback: denied anyway */
+            wildcard |= apr_sockaddr_is_wildcard(sa);
+            continue;
+        }
+        *(ct_net *)apr_array_push(ct_local) = net;
+    }
+    if (wildcard) {
+        add_interfaces(ct_local, s);
+    }
+}
+
+const char *ct_origin_address_denied(apr_pool_t *p,
+                                     const ct_dest_policy *pol,
+                                     const ct_net *addr)
+{
+    ct_verdict v = ct_rules_check(pol->rules, pol->name, addr);
+    const char *set;
+
+    if (v.action == CT_DENY) {
+        return v.why;
+    }
+    if (v.action == CT_ALLOW || !pol->default_deny) {
+        return NULL;
+    }
+    set = ct_default_denies(addr, ct_local);
+    return set ? apr_pstrcat(p, "the default guard (", set, ")", NULL)
+               : NULL;
+}
+
+static void net_of(const apr_sockaddr_t *sa, ct_net *net)
+{
+    ct_net_from_raw(sa->family, sa->ipaddr_ptr, net);
 }
 
 const char *ct_origin_authority(apr_pool_t *p, const ct_target *t)
@@ -84,7 +166,7 @@ static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
 {
     apr_sockaddr_t *addr;
     apr_status_t rv;
-    int timed_out = 0;
+    int timed_out = 0, refused = 0;
 
     for (addr = addrs; addr != NULL; addr = addr->next) {
         rv = dial_one(r, pconf, addr, timeout, &o->sock);
@@ -93,11 +175,15 @@ static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
             return CT_DIAL_OK;
         }
         timed_out |= APR_STATUS_IS_TIMEUP(rv);
+        refused |= APR_STATUS_IS_ECONNREFUSED(rv);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00020)
                       "connect to %pI failed%s", addr,
                       addr->next ? ", trying the next address" : "");
     }
-    return timed_out ? CT_DIAL_TIMEOUT : CT_DIAL_REFUSED;
+    if (timed_out) {
+        return CT_DIAL_TIMEOUT;
+    }
+    return refused ? CT_DIAL_REFUSED : CT_DIAL_UNREACHABLE;
 }
 
 static int check_blocked_addresses(request_rec *r, proxy_server_conf *pconf,
@@ -107,8 +193,9 @@ static int check_blocked_addresses(request_rec *r, proxy_server_conf *pconf,
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00021)
                       "tunnel to '%.*s' refused: an address it resolves "
                       "to is listed in ProxyBlock", 255, host);
-        return fail(r, HTTP_FORBIDDEN,
-                    "The destination is blocked by this proxy.");
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
+                                 "The destination is blocked by this "
+                                 "proxy.");
     }
     return OK;
 }
@@ -134,8 +221,9 @@ static int upstream_request(request_rec *r, const ct_target *t, ct_origin *o)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00022)
                       "sending CONNECT to upstream proxy %s failed",
                       o->upstream);
-        return fail(r, HTTP_BAD_GATEWAY,
-                    "The upstream proxy could not be reached.");
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_UNAVAILABLE,
+                                 "The upstream proxy could not be "
+                                 "reached.");
     }
     return OK;
 }
@@ -155,9 +243,11 @@ static int upstream_reply(request_rec *r, ct_origin *o, int *status)
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00023)
                           "no complete reply from upstream proxy %s",
                           o->upstream);
-            return fail(r, APR_STATUS_IS_TIMEUP(rv) ? HTTP_GATEWAY_TIME_OUT
-                                                    : HTTP_BAD_GATEWAY,
-                        "The upstream proxy did not answer.");
+            return ct_report_refusal(r, APR_STATUS_IS_TIMEUP(rv)
+                                        ? HTTP_GATEWAY_TIME_OUT
+                                        : HTTP_BAD_GATEWAY,
+                                     CT_PS_UNAVAILABLE,
+                                     "The upstream proxy did not answer.");
         }
         have += len;
         buf[have] = '\0';
@@ -169,8 +259,9 @@ static int upstream_reply(request_rec *r, ct_origin *o, int *status)
         || !apr_isdigit(buf[11])) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00024)
                       "malformed reply from upstream proxy %s", o->upstream);
-        return fail(r, HTTP_BAD_GATEWAY,
-                    "The upstream proxy sent a malformed reply.");
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_UNAVAILABLE,
+                                 "The upstream proxy sent a malformed "
+                                 "reply.");
     }
     *status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
     end += 4;
@@ -193,9 +284,10 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
                       "upstream proxy %s refused the tunnel to %s with "
                       "status %d", o->upstream,
                       ct_origin_authority(r->pool, t), status);
-        return fail(r, HTTP_BAD_GATEWAY, apr_psprintf(r->pool,
-                    "The upstream proxy refused the tunnel (status %d).",
-                    status));
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_UNAVAILABLE,
+                                 apr_psprintf(r->pool, "The upstream proxy "
+                                              "refused the tunnel (status "
+                                              "%d).", status));
     }
     return OK;
 }
@@ -205,20 +297,66 @@ static int connect_failed(request_rec *r, ct_dial how, const char *hop)
     if (how == CT_DIAL_TIMEOUT) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00026)
                       "connect to %s timed out", hop);
-        return fail(r, HTTP_GATEWAY_TIME_OUT,
-                    "Connecting to the destination timed out.");
+        return ct_report_refusal(r, HTTP_GATEWAY_TIME_OUT, CT_PS_TIMEOUT,
+                                 "Connecting to the destination timed "
+                                 "out.");
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00027)
-                  "connect to %s failed: every address refused or "
-                  "unreachable", hop);
-    return fail(r, HTTP_BAD_GATEWAY,
-                "The destination refused the connection.");
+                  "connect to %s failed: every address %s", hop,
+                  how == CT_DIAL_UNREACHABLE ? "unreachable"
+                                             : "refused the connection");
+    if (how == CT_DIAL_UNREACHABLE) {
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_IP_UNROUTABLE,
+                                 "The destination is unreachable.");
+    }
+    return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_REFUSED,
+                             "The destination refused the connection.");
+}
+
+/*
+ * Keep the resolved addresses the rules allow, in resolver order; these
+ * very records are the ones dialled.  403 when none is left.
+ */
+static int filter_addresses(request_rec *r, const ct_dest_policy *pol,
+                            const char *host, apr_sockaddr_t **addrs)
+{
+    apr_sockaddr_t *sa, *next, **tail = addrs, *first = *addrs;
+    const char *why = NULL;
+    ct_net net;
+
+    *addrs = NULL;
+    for (sa = first; sa != NULL; sa = next) {
+        const char *denied;
+
+        next = sa->next;
+        net_of(sa, &net);
+        denied = ct_origin_address_denied(r->pool, pol, &net);
+        if (denied) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00029)
+                          "address %pI of '%.*s' denied by %s", sa, 255,
+                          host, denied);
+            why = why ? why : denied;
+            continue;
+        }
+        sa->next = NULL;
+        *tail = sa;
+        tail = &sa->next;
+    }
+    if (*addrs == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00030)
+                      "tunnel to '%.*s' refused: every address it resolves "
+                      "to is denied (first by %s)", 255, host, why);
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
+                                 "The destination's address is not "
+                                 "allowed.");
+    }
+    return OK;
 }
 
 int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
-                   const ct_target *t, const char *proxyname,
-                   apr_port_t proxyport, apr_interval_time_t timeout,
-                   ct_origin *o)
+                   const ct_target *t, const ct_dest_policy *pol,
+                   const char *proxyname, apr_port_t proxyport,
+                   apr_interval_time_t timeout, ct_origin *o)
 {
     const char *host = proxyname ? proxyname : t->host;
     apr_port_t port = proxyname ? proxyport : t->port;
@@ -236,7 +374,13 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00028)
                       "dns lookup of %s'%.*s' failed",
                       proxyname ? "upstream proxy " : "", 255, host);
-        return fail(r, HTTP_BAD_GATEWAY, "DNS lookup failure.");
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_DNS_ERROR,
+                                 "DNS lookup failure.");
+    }
+    /* The upstream proxy's own address is never subject to the rules. */
+    if (!proxyname && !pol->decided
+        && (rc = filter_addresses(r, pol, host, &addrs)) != OK) {
+        return rc;
     }
     if (!proxyname
         && (rc = check_blocked_addresses(r, pconf, host, addrs)) != OK) {

@@ -17,7 +17,7 @@
 
 APLOG_USE_MODULE(connect_tunnel);
 
-/* A unique log tag in our own namespace, e.g. CT_LOGNO(00001). */
+/* A unique log tag in our own namespace: CT_LOGNO(nnnnn) gives "CTnnnnn: ". */
 #define CT_LOGNO(n) "CT" #n ": "
 
 #endif /* CT_PRIVATE_H */

@@ -14,14 +14,23 @@
  * core input filter can hold bytes the socket no longer shows.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "apr_poll.h"
+#include "apr_portable.h"
+#include "apr_optional.h"
 
 #include "http_core.h"
 #include "http_request.h"
+#include "http_ssl.h"
 #include "util_filter.h"
 
 #include "ct_private.h"
 #include "ct_relay.h"
+#include "ct_splice.h"
+#include "ct_reactor.h"
 
 /* Steps of both directions per pump call before others get a turn. */
 #define CT_PUMP_ROUNDS 16
@@ -30,8 +39,19 @@
 #define CT_CLIENT 0
 #define CT_ORIGIN 1
 
+/* Connection filters that only watch bytes go by: a client connection
+ * with nothing else may bypass them with splice(2). */
+static const char *const ct_passive_filters[] = {
+    "core_in", "core", "log_input_output", "reqtimeout", NULL
+};
+
+/* mod_logio's counters, for bytes that bypass the filters. */
+static APR_OPTIONAL_FN_TYPE(ap_logio_add_bytes_in) *ct_logio_in;
+static APR_OPTIONAL_FN_TYPE(ap_logio_add_bytes_out) *ct_logio_out;
+
 /* One direction of the tunnel. */
 typedef struct {
+    ct_pipe *pipe;              /* zero-copy path, or NULL for filters */
     apr_off_t bytes;            /* payload moved */
     unsigned int eof:1;         /* the source said end of stream */
     unsigned int shut:1;        /* the sink was shut down for writing */
@@ -50,13 +70,49 @@ struct ct_tunnel {
     char *buf;                  /* origin reads */
     apr_size_t bufsize;
     apr_interval_time_t idle;
+    apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
     apr_pollset_t *pollset;
     apr_pollfd_t pfd[2];        /* registered events in reqevents */
     ct_flow up;                 /* client to origin */
     ct_flow down;               /* origin to client */
     int moved;                  /* bytes or state moved in the last step */
     int nohalfclose;
+    int zero_copy;              /* both sides may use splice(2) */
+    int restore_timeout;        /* client_timeout was changed */
+    int client_fd;
+    int origin_fd;
+    apr_interval_time_t client_timeout; /* restored at the end */
 };
+
+void ct_relay_init(void)
+{
+    ct_logio_in = APR_RETRIEVE_OPTIONAL_FN(ap_logio_add_bytes_in);
+    ct_logio_out = APR_RETRIEVE_OPTIONAL_FN(ap_logio_add_bytes_out);
+}
+
+static int is_passive(const ap_filter_t *f)
+{
+    const char *const *name;
+
+    for (; f != NULL; f = f->next) {
+        for (name = ct_passive_filters; *name; name++) {
+            if (strcasecmp(f->frec->name, *name) == 0) {
+                break;
+            }
+        }
+        if (*name == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Plain TCP, no HTTP/2 stream, no TLS, no filter that changes bytes. */
+static int can_splice(conn_rec *c)
+{
+    return c->master == NULL && !ap_ssl_conn_is_ssl(c)
+           && is_passive(c->input_filters) && is_passive(c->output_filters);
+}
 
 /* Filters that must not see tunnel bytes (as stock's tunnel strips). */
 static void strip_filters(conn_rec *c)
@@ -77,9 +133,52 @@ static void strip_filters(conn_rec *c)
     }
 }
 
+/*
+ * splice(2) needs the descriptors, and a client socket that will not
+ * block: its APR timeout becomes 0 for the tunnel's life.
+ */
+static apr_status_t zero_copy_setup(ct_tunnel *t)
+{
+    apr_os_sock_t fd;
+    apr_status_t rv;
+
+    rv = apr_os_sock_get(&fd, t->client);
+    t->client_fd = fd;
+    if (rv == APR_SUCCESS) {
+        rv = apr_os_sock_get(&fd, t->origin);
+        t->origin_fd = fd;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_timeout_get(t->client, &t->client_timeout);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_timeout_set(t->client, 0);
+        t->restore_timeout = rv == APR_SUCCESS;
+    }
+    return rv;
+}
+
+/* Switch a direction to the zero-copy path (its pipe opens now). */
+static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
+{
+    ct_pipe *pp = apr_palloc(t->r->pool, sizeof(*pp));
+    apr_status_t rv = ct_pipe_open(t->r->pool, pp, t->bufsize);
+
+    if (rv == APR_SUCCESS) {
+        flow->pipe = pp;
+    }
+    else {
+        /* Out of pipes is not fatal: this direction keeps the filters. */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00047)
+                      "no pipe for zero-copy relaying; using filters");
+        t->zero_copy = 0;
+    }
+    return rv;
+}
+
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
-                              apr_interval_time_t idle)
+                              int zero_copy)
 {
     conn_rec *c = r->connection;
     ct_tunnel *t = apr_pcalloc(r->pool, sizeof(*t));
@@ -91,7 +190,7 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     t->origin = origin;
     t->client = ap_get_conn_socket(c);
     t->bufsize = bufsize;
-    t->idle = idle;
+    t->idle = r->server->timeout;
     t->buf = apr_palloc(r->pool, bufsize);
     t->bb_up = apr_brigade_create(r->pool, c->bucket_alloc);
     t->bb_down = apr_brigade_create(r->pool, c->bucket_alloc);
@@ -108,7 +207,11 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     r->input_filters = r->proto_input_filters = c->input_filters;
     c->keepalive = AP_CONN_CLOSE;
 
+    t->zero_copy = zero_copy && can_splice(c);
     rv = apr_socket_timeout_set(origin, 0);
+    if (rv == APR_SUCCESS && t->zero_copy) {
+        rv = zero_copy_setup(t);
+    }
     if (rv == APR_SUCCESS) {
         rv = apr_pollset_create(&t->pollset, 2, r->pool, APR_POLLSET_NOCOPY);
     }
@@ -120,6 +223,13 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     }
     *tp = t;
     return rv;
+}
+
+void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
+                            apr_interval_time_t lifetime)
+{
+    t->idle = idle;
+    t->deadline = lifetime > 0 ? apr_time_now() + lifetime : 0;
 }
 
 /* Write what the core output filter holds, without blocking. */
@@ -206,11 +316,71 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, apr_socket_t *sink)
     return CT_END_NONE;
 }
 
+/*
+ * One zero-copy step of a direction: empty the pipe into the sink, then
+ * refill it from the source.  The bytes skip the connection filters, so
+ * mod_logio is told of them here, as the filters would have.
+ */
+static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
+{
+    int src = up ? t->client_fd : t->origin_fd;
+    int dst = up ? t->origin_fd : t->client_fd;
+    apr_size_t n;
+    apr_status_t rv;
+
+    flow->want_read = flow->want_write = 0;
+    if (flow->pipe->pending) {
+        rv = ct_splice_out(flow->pipe, dst, &n);
+        flow->bytes += (apr_off_t)n;
+        t->moved |= n > 0;
+        if (!up && n > 0 && ct_logio_out) {
+            ct_logio_out(t->c, (apr_off_t)n);
+        }
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00048)
+                          "splicing to the %s failed",
+                          up ? "origin" : "client");
+            return up ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
+        }
+        if (flow->pipe->pending) {
+            flow->want_write = 1;
+            return CT_END_NONE;
+        }
+    }
+    if (flow->eof) {
+        return finish_flow(t, flow, up ? t->origin : t->client);
+    }
+    rv = ct_splice_in(flow->pipe, src, &n);
+    if (rv == APR_SUCCESS) {
+        t->moved = 1;
+        if (up && ct_logio_in) {
+            ct_logio_in(t->c, (apr_off_t)n);
+        }
+    }
+    else if (APR_STATUS_IS_EOF(rv)) {
+        flow->eof = 1;
+        t->moved = 1;
+    }
+    else if (APR_STATUS_IS_EAGAIN(rv)) {
+        flow->want_read = 1;
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00049)
+                      "splicing from the %s failed",
+                      up ? "client" : "origin");
+        return up ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
+    }
+    return CT_END_NONE;
+}
+
 /* One step client to origin. */
 static ct_end pump_up(ct_tunnel *t)
 {
     apr_status_t rv;
 
+    if (t->up.pipe) {
+        return splice_flow(t, &t->up, 1);
+    }
     t->up.want_read = t->up.want_write = 0;
     rv = send_origin(t);
     if (APR_STATUS_IS_EAGAIN(rv)) {
@@ -235,6 +405,11 @@ static ct_end pump_up(ct_tunnel *t)
     else if (APR_STATUS_IS_EAGAIN(rv)
              || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(t->bb_up))) {
         t->up.want_read = 1;
+        /* The input filters hold nothing more (early data is out): from
+         * now on the socket can be read directly. */
+        if (t->zero_copy && APR_BRIGADE_EMPTY(t->bb_up)) {
+            (void)use_pipe(t, &t->up);
+        }
     }
     else if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00041)
@@ -253,6 +428,9 @@ static ct_end pump_down(ct_tunnel *t)
     apr_size_t len = t->bufsize;
     apr_status_t rv;
 
+    if (t->down.pipe) {
+        return splice_flow(t, &t->down, 0);
+    }
     t->down.want_read = t->down.want_write = 0;
     if (t->c->data_in_output_filters) {
         rv = flush_client(t);
@@ -268,6 +446,10 @@ static ct_end pump_down(ct_tunnel *t)
     }
     if (t->down.eof) {
         return finish_flow(t, &t->down, t->client);
+    }
+    /* Nothing is pending in the output filters: they can be bypassed. */
+    if (t->zero_copy && use_pipe(t, &t->down) == APR_SUCCESS) {
+        return splice_flow(t, &t->down, 0);
     }
     rv = apr_socket_recv(t->origin, t->buf, &len);
     if (len > 0) {
@@ -341,7 +523,7 @@ static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
     return rv;
 }
 
-ct_end ct_tunnel_run(ct_tunnel *t)
+static ct_end run_loop(ct_tunnel *t)
 {
     apr_time_t last = apr_time_now(), now;
     apr_interval_time_t wait;
@@ -359,9 +541,15 @@ ct_end ct_tunnel_run(ct_tunnel *t)
         if (t->moved) {
             last = now;
         }
+        if (t->deadline && now >= t->deadline) {
+            return CT_END_LIFETIME;
+        }
         wait = w.again ? 0 : last + t->idle - now;
         if (!w.again && wait <= 0) {
             return CT_END_IDLE;
+        }
+        if (t->deadline && wait > t->deadline - now) {
+            wait = t->deadline - now;
         }
         if ((rv = watch(t, CT_CLIENT, w.client)) != APR_SUCCESS
             || (rv = watch(t, CT_ORIGIN, w.origin)) != APR_SUCCESS) {
@@ -377,6 +565,111 @@ ct_end ct_tunnel_run(ct_tunnel *t)
             return CT_END_INTERNAL;
         }
     }
+}
+
+ct_end ct_tunnel_run(ct_tunnel *t)
+{
+    ct_end end = run_loop(t);
+
+    if (t->restore_timeout) {
+        /* The MPM's lingering close relies on the socket's timeout. */
+        (void)apr_socket_timeout_set(t->client, t->client_timeout);
+    }
+    return end;
+}
+
+/*
+ * Read what the client's input filters already hold, without blocking,
+ * into bb_up (at most CT_REACTOR_BUFSIZE).  APR_SUCCESS once they give
+ * nothing more; anything else means the tunnel must stay in its worker,
+ * with those bytes still queued in bb_up.
+ */
+static apr_status_t drain_input(ct_tunnel *t, apr_off_t *have)
+{
+    apr_off_t before;
+    apr_status_t rv;
+    int rounds;
+
+    *have = 0;
+    for (rounds = 0; rounds < 64; rounds++) {
+        before = *have;
+        rv = ap_get_brigade(t->c->input_filters, t->bb_up,
+                            AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                            CT_REACTOR_BUFSIZE);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!APR_BRIGADE_EMPTY(t->bb_up)
+            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
+            /* The client already closed its side: stay here. */
+            return APR_EOF;
+        }
+        if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (*have > CT_REACTOR_BUFSIZE) {
+            return APR_ENOSPC;
+        }
+        if (*have == before) {
+            /* The core input filter says "nothing now" this way. */
+            return APR_SUCCESS;
+        }
+    }
+    return APR_ENOSPC;
+}
+
+apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
+{
+    apr_os_sock_t cfd, ofd;
+    apr_off_t have;
+    apr_status_t rv;
+    int dup_c, dup_o;
+
+    if (!can_splice(t->c) || t->c->data_in_output_filters
+        || !APR_BRIGADE_EMPTY(t->bb_up)) {
+        return APR_EINVAL;
+    }
+    if ((rv = drain_input(t, &have)) != APR_SUCCESS) {
+        return rv;
+    }
+    h->early_len = (apr_size_t)have;
+    h->early = NULL;
+    if (have > 0) {
+        char *early = apr_palloc(t->r->pool, h->early_len);
+
+        if ((rv = apr_brigade_flatten(t->bb_up, early, &h->early_len))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        h->early = early;
+    }
+    if ((rv = apr_os_sock_get(&cfd, t->client)) != APR_SUCCESS
+        || (rv = apr_os_sock_get(&ofd, t->origin)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Copies that outlive the MPM's close and ours; never inherited. */
+    dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+    dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
+    if (dup_o < 0) {
+        rv = errno;
+        if (dup_c >= 0) {
+            close(dup_c);
+        }
+        return rv;
+    }
+    apr_brigade_cleanup(t->bb_up);
+    if (t->restore_timeout) {
+        (void)apr_socket_timeout_set(t->client, t->client_timeout);
+    }
+    h->client_fd = dup_c;
+    h->origin_fd = dup_o;
+    h->nohalfclose = t->nohalfclose;
+    h->up = t->up.bytes;
+    h->down = t->down.bytes;
+    return APR_SUCCESS;
 }
 
 void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
@@ -396,12 +689,16 @@ const char *ct_end_name(ct_end end)
         return "half-closed";
     case CT_END_IDLE:
         return "idle-timeout";
+    case CT_END_LIFETIME:
+        return "lifetime";
     case CT_END_CLIENT_ERROR:
         return "client-error";
     case CT_END_ORIGIN_ERROR:
         return "origin-error";
     case CT_END_INTERNAL:
         return "internal-error";
+    case CT_END_SHUTDOWN:
+        return "shutdown";
     }
     return "unknown";
 }

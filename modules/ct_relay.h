@@ -21,9 +21,11 @@ typedef enum {
     CT_END_CLOSED,          /* both directions finished */
     CT_END_HALF_CLOSED,     /* one side closed and half-close is off */
     CT_END_IDLE,            /* nothing moved for the idle timeout */
+    CT_END_LIFETIME,        /* the tunnel reached its maximum lifetime */
     CT_END_CLIENT_ERROR,    /* reading from or writing to the client */
     CT_END_ORIGIN_ERROR,    /* reading from or writing to the origin */
-    CT_END_INTERNAL         /* polling failed */
+    CT_END_INTERNAL,        /* polling failed */
+    CT_END_SHUTDOWN         /* the child stopped */
 } ct_end;
 
 /* What the pump waits for on each side, as APR_POLLIN / APR_POLLOUT. */
@@ -36,15 +38,28 @@ typedef struct {
 typedef struct ct_tunnel ct_tunnel;
 
 /**
+ * Find the optional functions the relay uses (mod_logio's counters);
+ * called once the configuration is read.
+ */
+void ct_relay_init(void);
+
+/**
  * Set up a tunnel between r's client connection and origin, after the
  * 2xx has been sent.  Strips the filters that must not see tunnel bytes
  * and marks the client connection to close afterwards.
- * @param bufsize largest read from either side in one step
- * @param idle    close the tunnel when nothing moved for this long
+ * @param bufsize   largest read from either side in one step
+ * @param zero_copy splice(2) where the client connection allows it
  */
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
-                              apr_interval_time_t idle);
+                              int zero_copy);
+
+/**
+ * Bound the tunnel's life: close it when no payload moved for idle, and
+ * in any case after lifetime (0: no bound), both counted from now.
+ */
+void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
+                            apr_interval_time_t lifetime);
 
 /**
  * Queue bytes for the client that arrived before the tunnel started
@@ -64,6 +79,16 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w);
  * Drive the pump from a pollset until the tunnel ends.
  */
 ct_end ct_tunnel_run(ct_tunnel *t);
+
+struct ct_handoff_s;
+
+/**
+ * Prepare to give the tunnel to a reactor: the client connection must be
+ * plain TCP with passive filters and nothing pending either way; bytes the
+ * input filters hold are drained into h->early.  On success h holds
+ * duplicates of both descriptors; otherwise the tunnel stays usable here.
+ */
+apr_status_t ct_tunnel_handoff(ct_tunnel *t, struct ct_handoff_s *h);
 
 /**
  * Payload bytes moved client to origin (up) and origin to client (down).

@@ -9,9 +9,106 @@
  */
 
 #include "apr_strings.h"
+#include "apr_lib.h"
+#include "apr_date.h"
+
+#include "http_protocol.h"
+#include "http_log.h"
 
 #include "ct_private.h"
 #include "ct_report.h"
+#include "ct_stats.h"
+
+/* The end-of-tunnel log, opened by the parent so children inherit it. */
+static apr_file_t *ct_log;
+
+/* Longest end-of-tunnel record. */
+#define CT_RECORD_MAX 600
+
+apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
+                                const char *spec)
+{
+    apr_status_t rv;
+
+    ct_log = NULL;
+    if (spec == NULL) {
+        return APR_SUCCESS;
+    }
+    if (*spec == '|') {
+        piped_log *pl = ap_open_piped_log(p, spec + 1);
+
+        if (pl == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CT_LOGNO(00008)
+                         "cannot start the tunnel log program '%s'",
+                         spec + 1);
+            return APR_EGENERAL;
+        }
+        ct_log = ap_piped_log_write_fd(pl);
+        return APR_SUCCESS;
+    }
+    rv = apr_file_open(&ct_log, ap_server_root_relative(p, spec),
+                       APR_WRITE | APR_APPEND | APR_CREATE | APR_LARGEFILE,
+                       APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00009)
+                     "cannot open the tunnel log '%s'", spec);
+    }
+    return rv;
+}
+
+void ct_report_record(const ct_tunnel_record *rec)
+{
+    char line[CT_RECORD_MAX], date[APR_RFC822_DATE_LEN];
+    apr_size_t len;
+
+    if (ct_log == NULL) {
+        return;
+    }
+    apr_rfc822_date(date, rec->stop);
+    /* One write of one line: O_APPEND keeps lines whole across threads
+     * and children. */
+    len = (apr_size_t)apr_snprintf(line, sizeof(line),
+                       "[%s] client=%s target=%s address=%s mode=%s "
+                       "end=%s up=%" APR_OFF_T_FMT " down=%" APR_OFF_T_FMT
+                       " duration_ms=%" APR_TIME_T_FMT "\n", date,
+                       rec->client, rec->target,
+                       rec->address ? rec->address : "-", rec->mode,
+                       rec->end, rec->up, rec->down,
+                       apr_time_as_msec(rec->stop - rec->start));
+    (void)apr_file_write_full(ct_log, line, len, NULL);
+}
+
+/* The proxy's name as an sf-token, or quoted as an sf-string. */
+static const char *proxy_name(request_rec *r)
+{
+    const char *name = r->server->server_hostname;
+    const char *s;
+
+    if (name == NULL || *name == '\0') {
+        return "\"httpd\"";
+    }
+    if (!apr_isalpha(*name) && *name != '*') {
+        return apr_psprintf(r->pool, "\"%s\"", name);
+    }
+    for (s = name; *s; s++) {
+        if (!apr_isalnum(*s) && !strchr(":/!#$%&'*+-.^_`|~", *s)) {
+            return apr_psprintf(r->pool, "\"%s\"", name);
+        }
+    }
+    return name;
+}
+
+int ct_report_refusal(request_rec *r, int status, const char *type,
+                      const char *sentence)
+{
+    apr_table_setn(r->err_headers_out, "Proxy-Status",
+                   apr_pstrcat(r->pool, proxy_name(r), "; error=", type,
+                               NULL));
+    apr_table_setn(r->notes, "error-notes",
+                   ap_escape_html(r->pool, sentence));
+    apr_table_setn(r->notes, "verbose-error-to", "*");
+    return status;
+}
 
 void ct_report_connected(request_rec *r, apr_port_t local_port,
                          apr_sockaddr_t *addr)
@@ -26,25 +123,70 @@ void ct_report_connected(request_rec *r, apr_port_t local_port,
 }
 
 void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
-                   ct_end end, apr_interval_time_t idle)
+                   ct_end end, apr_interval_time_t idle,
+                   apr_interval_time_t lifetime)
 {
+    ct_tunnel_record rec;
     apr_off_t up, down;
 
     ct_tunnel_bytes(t, &up, &down);
+    rec.client = r->useragent_ip;
+    rec.target = target;
+    rec.address = apr_table_get(r->notes, CT_NOTE_ADDRESS);
+    rec.mode = "worker";
+    rec.end = ct_end_name(end);
+    rec.up = up;
+    rec.down = down;
+    rec.start = r->request_time;
+    rec.stop = apr_time_now();
+    ct_report_record(&rec);
+    ct_stats_closed(CT_IN_WORKER, up, down);
     apr_table_setn(r->notes, CT_NOTE_BYTES_UP,
                    apr_off_t_toa(r->pool, up));
     apr_table_setn(r->notes, CT_NOTE_BYTES_DOWN,
                    apr_off_t_toa(r->pool, down));
     apr_table_setn(r->notes, CT_NOTE_END, ct_end_name(end));
-    if (end == CT_END_IDLE) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00050)
-                      "tunnel to %s closed: idle for %" APR_TIME_T_FMT
-                      " ms (up %" APR_OFF_T_FMT ", down %" APR_OFF_T_FMT
-                      " bytes)", target, apr_time_as_msec(idle), up, down);
+    apr_table_setn(r->notes, CT_NOTE_MODE, "worker");
+    if (end == CT_END_IDLE || end == CT_END_LIFETIME) {
+        ct_report_expired(r->server, &rec, end,
+                          end == CT_END_IDLE ? idle : lifetime);
         return;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00051)
                   "tunnel to %s ended (%s): up %" APR_OFF_T_FMT
                   ", down %" APR_OFF_T_FMT " bytes", target,
                   ct_end_name(end), up, down);
+}
+
+void ct_report_expired(server_rec *s, const ct_tunnel_record *rec,
+                       ct_end end, apr_interval_time_t limit)
+{
+    if (end == CT_END_IDLE) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00050)
+                     "tunnel from %s to %s closed: idle for %"
+                     APR_TIME_T_FMT " ms (%s; up %" APR_OFF_T_FMT
+                     ", down %" APR_OFF_T_FMT " bytes)", rec->client,
+                     rec->target, apr_time_as_msec(limit), rec->mode,
+                     rec->up, rec->down);
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00052)
+                 "tunnel from %s to %s closed: maximum lifetime of %"
+                 APR_TIME_T_FMT " ms reached (%s; up %" APR_OFF_T_FMT
+                 ", down %" APR_OFF_T_FMT " bytes)", rec->client,
+                 rec->target, apr_time_as_msec(limit), rec->mode, rec->up,
+                 rec->down);
+}
+
+void ct_report_handed_off(request_rec *r, ct_tunnel *t)
+{
+    apr_off_t up, down;
+
+    ct_tunnel_bytes(t, &up, &down);
+    apr_table_setn(r->notes, CT_NOTE_MODE, "reactor");
+    apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
+    ct_stats_moved();
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "tunnel handed to a reactor after %" APR_OFF_T_FMT
+                  " bytes up, %" APR_OFF_T_FMT " down", up, down);
 }

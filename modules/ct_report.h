@@ -19,6 +19,56 @@
 #define CT_NOTE_BYTES_DOWN  "tunnel-bytes-down"
 #define CT_NOTE_END         "tunnel-end"
 #define CT_NOTE_ADDRESS     "tunnel-address"
+#define CT_NOTE_MODE        "tunnel-mode"
+
+/* RFC 9209 error types this module reports in Proxy-Status. */
+#define CT_PS_REQUEST_ERROR     "http_request_error"
+#define CT_PS_REQUEST_DENIED    "http_request_denied"
+#define CT_PS_IP_PROHIBITED     "destination_ip_prohibited"
+#define CT_PS_IP_UNROUTABLE     "destination_ip_unroutable"
+#define CT_PS_DNS_ERROR         "dns_error"
+#define CT_PS_REFUSED           "connection_refused"
+#define CT_PS_TIMEOUT           "connection_timeout"
+#define CT_PS_LIMIT             "connection_limit_reached"
+#define CT_PS_UNAVAILABLE       "destination_unavailable"
+#define CT_PS_INTERNAL          "proxy_internal_error"
+
+/**
+ * Prepare an error answer: a Proxy-Status header (RFC 9209) naming this
+ * proxy and the error type, and a sentence for the error page.
+ * @param status   the HTTP status to return
+ * @param type     one of the CT_PS_ error types
+ * @param sentence shown on the error page (HTML-escaped here)
+ * @return status, so that callers can return the call
+ */
+int ct_report_refusal(request_rec *r, int status, const char *type,
+                      const char *sentence);
+
+/* One finished tunnel, for the end-of-tunnel log. */
+typedef struct {
+    const char *client;         /* client address */
+    const char *target;         /* host:port */
+    const char *address;        /* address dialled */
+    const char *mode;           /* "worker" or "reactor" */
+    const char *end;            /* ct_end_name() */
+    apr_off_t up;               /* payload bytes client to origin */
+    apr_off_t down;             /* and origin to client */
+    apr_time_t start;           /* when the CONNECT arrived */
+    apr_time_t stop;
+} ct_tunnel_record;
+
+/**
+ * Open the end-of-tunnel log (post_config): a file relative to the
+ * ServerRoot, or "|program" for a piped log (rotatelogs and friends).
+ * Without a spec, no record is written.
+ */
+apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
+                                const char *spec);
+
+/**
+ * Write one end-of-tunnel record, from any thread.
+ */
+void ct_report_record(const ct_tunnel_record *rec);
 
 /**
  * Record the connection the tunnel uses: our local port (as stock's
@@ -28,9 +78,24 @@ void ct_report_connected(request_rec *r, apr_port_t local_port,
                          apr_sockaddr_t *addr);
 
 /**
- * Record how a tunnel ended and how many bytes it moved, and log it.
+ * Record how a tunnel that ran in its worker ended and how many bytes it
+ * moved: notes, the log line, the end-of-tunnel record, the counters.
  */
 void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
-                   ct_end end, apr_interval_time_t idle);
+                   ct_end end, apr_interval_time_t idle,
+                   apr_interval_time_t lifetime);
+
+/**
+ * Log at info that a tunnel was closed by its idle timeout or maximum
+ * lifetime (limit: the one that applied), in either relay.
+ */
+void ct_report_expired(server_rec *s, const ct_tunnel_record *rec,
+                       ct_end end, apr_interval_time_t limit);
+
+/**
+ * Record that the tunnel went on in a reactor: the notes say so, since
+ * its bytes and end are only known to the end-of-tunnel record.
+ */
+void ct_report_handed_off(request_rec *r, ct_tunnel *t);
 
 #endif /* CT_REPORT_H */

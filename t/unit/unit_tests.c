@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #include "apr_general.h"
 #include "apr_pools.h"
@@ -161,6 +162,176 @@ static void test_ports_allow(apr_pool_t *p)
     expect(!ct_ports_allow(a, 8011), "above range", "8011");
 }
 
+/* An address as the rules see it, from its text. */
+static ct_net addr_of(const char *text)
+{
+    unsigned char raw[16];
+    ct_net net;
+    int v6 = strchr(text, ':') != NULL;
+
+    memset(&net, 0, sizeof(net));
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, text, raw) == 1) {
+        ct_net_from_raw(v6 ? APR_INET6 : APR_INET, raw, &net);
+    }
+    return net;
+}
+
+static const struct {
+    const char *addr;
+    const char *denied_by;      /* NULL: the guard allows it */
+} guard_cases[] = {
+    { "127.0.0.1", "loopback" },
+    { "127.255.255.254", "loopback" },
+    { "::1", "loopback" },
+    { "::ffff:127.0.0.1", "loopback" },
+    { "::ffff:7f00:1", "loopback" },
+    { "::127.0.0.1", "loopback" },
+    { "64:ff9b::7f00:1", "loopback" },
+    { "169.254.169.254", "link-local" },
+    { "::ffff:169.254.169.254", "link-local" },
+    { "fe80::1", "link-local" },
+    { "febf::1", "link-local" },
+    { "fd00:ec2::254", "metadata" },
+    { "100.100.100.200", "metadata" },
+    { "0.0.0.0", "unspecified" },
+    { "0.1.2.3", "unspecified" },
+    { "::", "unspecified" },
+    { "224.0.0.1", "multicast" },
+    { "239.255.255.250", "multicast" },
+    { "ff02::1", "multicast" },
+    { "10.1.2.3", NULL },
+    { "192.168.1.1", NULL },
+    { "100.64.0.1", NULL },
+    { "fd12::1", NULL },
+    { "93.184.216.34", NULL },
+    { "2001:db8::1", NULL },
+    { "fec0::1", NULL },
+    { "128.0.0.1", NULL },
+    { "::2", "unspecified" },
+};
+
+static void test_guard(apr_pool_t *p)
+{
+    apr_array_header_t *local = apr_array_make(p, 1, sizeof(ct_net));
+    size_t i;
+
+    for (i = 0; i < sizeof(guard_cases) / sizeof(*guard_cases); i++) {
+        ct_net a = addr_of(guard_cases[i].addr);
+        const char *why = ct_default_denies(&a, NULL);
+        int ok = guard_cases[i].denied_by
+                 ? why && strcmp(why, guard_cases[i].denied_by) == 0
+                 : why == NULL;
+
+        expect(ok, "default guard", guard_cases[i].addr);
+    }
+    *(ct_net *)apr_array_push(local) = addr_of("192.0.2.7");
+    {
+        ct_net a = addr_of("192.0.2.7"), b = addr_of("192.0.2.8");
+        const char *why = ct_default_denies(&a, local);
+
+        expect(why && strcmp(why, "local address") == 0,
+               "listen address denied", "192.0.2.7");
+        expect(ct_default_denies(&b, local) == NULL,
+               "neighbour of a listen address allowed", "192.0.2.8");
+    }
+}
+
+static const struct {
+    const char *arg;
+    int valid;
+    const char *why;
+} rule_parse_cases[] = {
+    { "loopback", 1, "named set" },
+    { "Private", 1, "named set, any case" },
+    { "metadata", 1, "metadata set" },
+    { "10.0.0.0/8", 1, "ipv4 cidr" },
+    { "10.1.2.3", 1, "ipv4 host" },
+    { "fe80::/10", 1, "ipv6 cidr" },
+    { "::ffff:10.0.0.0/104", 1, "mapped cidr becomes ipv4" },
+    { "example.com", 1, "host name" },
+    { "*.example.com", 1, "wildcard domain" },
+    { "1.example", 1, "name starting with a digit" },
+    { "10.0.0.0/33", 0, "prefix too long" },
+    { "fe80::/129", 0, "ipv6 prefix too long" },
+    { "10.0.0.0/", 0, "empty prefix" },
+    { "10.0.0.0/08", 0, "prefix with leading zero" },
+    { "10.0.0.256", 0, "bad ipv4" },
+    { "::ffff:10.0.0.0/64", 0, "mapped and plain ipv6 mixed" },
+    { "exa mple.com", 0, "space in name" },
+    { "*.", 0, "empty wildcard" },
+    { "", 0, "empty" },
+    { "x/y", 0, "slash in name" },
+};
+
+static void test_rule_parse(apr_pool_t *p)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(rule_parse_cases) / sizeof(*rule_parse_cases);
+         i++) {
+        ct_rule r;
+        const char *err = ct_rule_parse(p, CT_DENY, rule_parse_cases[i].arg,
+                                        &r);
+
+        expect((err == NULL) == rule_parse_cases[i].valid,
+               rule_parse_cases[i].why, rule_parse_cases[i].arg);
+    }
+}
+
+static void add_rule(apr_pool_t *p, apr_array_header_t *rules,
+                     ct_action action, const char *arg)
+{
+    if (ct_rule_parse(p, action, arg, apr_array_push(rules)) != NULL) {
+        expect(0, "rule for the check tests parses", arg);
+    }
+}
+
+static const struct {
+    const char *name;           /* NULL: an IP literal target */
+    const char *addr;           /* NULL: before DNS */
+    int want;                   /* CT_ALLOW, CT_DENY or 0 (undecided) */
+    const char *why;
+} check_cases[] = {
+    { "intranet.example.com", NULL, CT_ALLOW, "host rule before DNS" },
+    { "INTRANET.example.com.", "10.0.0.1", CT_ALLOW,
+      "host rule ignores case and final dot" },
+    { "a.evil.example", NULL, CT_DENY, "wildcard denies before DNS" },
+    { "evil.example", "10.9.9.9", CT_DENY, "first net rule: private" },
+    { "evil.example", NULL, 0, "undecided before DNS at a net rule" },
+    { "www.example.org", "10.1.1.1", CT_DENY, "private denied" },
+    { "www.example.org", "192.168.7.7", CT_ALLOW,
+      "earlier allow beats later deny" },
+    { "www.example.org", "93.184.216.34", 0, "no rule decides" },
+    { NULL, "::ffff:10.1.1.1", CT_DENY, "mapped private denied" },
+    { "xintranet.example.com", "8.8.8.8", 0, "host rule is exact" },
+};
+
+static void test_rules_check(apr_pool_t *p)
+{
+    apr_array_header_t *rules = apr_array_make(p, 4, sizeof(ct_rule));
+    size_t i;
+
+    add_rule(p, rules, CT_ALLOW, "intranet.example.com");
+    add_rule(p, rules, CT_DENY, "*.evil.example");
+    add_rule(p, rules, CT_ALLOW, "192.168.7.0/24");
+    add_rule(p, rules, CT_DENY, "private");
+    add_rule(p, rules, CT_DENY, "evil.example");
+    for (i = 0; i < sizeof(check_cases) / sizeof(*check_cases); i++) {
+        ct_net a;
+        ct_verdict v;
+
+        if (check_cases[i].addr) {
+            a = addr_of(check_cases[i].addr);
+        }
+        v = ct_rules_check(rules, check_cases[i].name,
+                           check_cases[i].addr ? &a : NULL);
+        expect((int)v.action == check_cases[i].want
+               && (v.action == 0) == (v.why == NULL),
+               check_cases[i].why, check_cases[i].name
+                                   ? check_cases[i].name : "(literal)");
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -170,6 +341,10 @@ int main(void)
     test_targets(p);
     test_ranges(p);
     test_ports_allow(p);
+    ct_policy_init(p);
+    test_guard(p);
+    test_rule_parse(p);
+    test_rules_check(p);
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);

@@ -1,0 +1,63 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_limits.h: how many tunnels may be open at once, in one child, in the
+ * whole server (shared memory) and from one client address.
+ */
+
+#ifndef CT_LIMITS_H
+#define CT_LIMITS_H
+
+#include "httpd.h"
+
+/* Slots of the shared table of per-client counts. */
+#define CT_CLIENT_SLOTS 8192
+
+/**
+ * Register the global mutex type (pre_config).
+ */
+void ct_limits_pre_config(apr_pool_t *pconf);
+
+/**
+ * Create the shared counters when any server sets a server-wide or
+ * per-client limit (post_config).
+ */
+apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s);
+
+/**
+ * Attach a child to the shared counters' mutex (child_init).
+ */
+void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The counts one tunnel holds, for a tunnel that outlives its request. */
+typedef struct {
+    void *slot;                 /* per-client slot, or NULL */
+    int shared;                 /* counted server-wide */
+} ct_limit_hold;
+
+/**
+ * Count one more tunnel for r, or refuse it: 503 when the child or the
+ * server is full, 429 when the client is.  The count is given back when
+ * r's pool goes.
+ * @return OK or the HTTP status to answer with
+ */
+int ct_limits_acquire(request_rec *r);
+
+/**
+ * Take r's counts away from r's pool: the tunnel goes on after r, and
+ * whoever ends it calls ct_limits_release().
+ */
+void ct_limits_detach(request_rec *r, ct_limit_hold *out);
+
+/**
+ * Give back the counts of a detached tunnel (any thread).
+ */
+void ct_limits_release(ct_limit_hold *hold);
+
+/**
+ * Tunnels open in this child process now.
+ */
+apr_uint32_t ct_limits_child_live(void);
+
+#endif /* CT_LIMITS_H */

@@ -1,0 +1,52 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_stats.h: server-wide tunnel counters in shared memory, and their
+ * section in mod_status.  Tunnels handed to a reactor are invisible to the
+ * MPM's scoreboard, so the module counts them itself.
+ */
+
+#ifndef CT_STATS_H
+#define CT_STATS_H
+
+#include "httpd.h"
+
+/* Where a tunnel runs. */
+typedef enum {
+    CT_IN_WORKER = 0,
+    CT_IN_REACTOR = 1
+} ct_place;
+
+/**
+ * Create the shared counters (post_config); they survive nothing but
+ * the configuration they belong to.
+ */
+apr_status_t ct_stats_post_config(apr_pool_t *pconf, server_rec *s);
+
+/**
+ * A tunnel opened in place.
+ */
+void ct_stats_opened(ct_place place);
+
+/**
+ * A tunnel that ran in place closed after moving up and down bytes.
+ */
+void ct_stats_closed(ct_place place, apr_off_t up, apr_off_t down);
+
+/**
+ * A tunnel moved from a worker to a reactor.
+ */
+void ct_stats_moved(void);
+
+/**
+ * A child started (+1) or finished (-1) draining its reactor tunnels.
+ */
+void ct_stats_draining(int delta);
+
+/**
+ * mod_status's hook: the tunnel section of the status page.
+ */
+int ct_stats_status_hook(request_rec *r, int flags);
+
+#endif /* CT_STATS_H */
