@@ -16,9 +16,14 @@
 #   BENCH_VERIFY            0 skips the byte-by-byte check of bulk data
 #   BENCH_SKIP              words from: bulk pingpong setup cpu strace
 #                           callgrind idle raised; those parts are skipped
+#   BENCH_STOCK_CONF, BENCH_OURS_CONF
+#                           configuration lines added for that proxy only
+#                           (e.g. "ConnectTunnelZeroCopy Off"); shown in
+#                           the output
 #   BENCH_EXTRA_SO          a third proxy: another build of a CONNECT
 #                           module, loaded like ours
 #   BENCH_EXTRA_MODULE      its module symbol (connect_tunnel_module)
+#   BENCH_EXTRA_CONF        configuration lines for it
 #   BENCH_EXTRA_PORT        or: a proxy already listening on 127.0.0.1
 #                           (it must allow CONNECT to the origin ports);
 #   BENCH_EXTRA_PID         its parent PID, for the process measurements
@@ -50,7 +55,7 @@ quick)
     STRACE_SIZES="16 64"        # MiB
     CG_SIZES="16 48"            # MiB
     IDLE_COUNTS="1000 5000 10000"
-    OPEN_TIMEOUT=2 ;;
+    OPEN_TIMEOUT=2 STALL_TIMEOUT=5 ;;
 full)
     ROUNDS=${BENCH_ROUNDS:-5}
     BULK=1G BULK8=128M
@@ -58,7 +63,7 @@ full)
     STRACE_SIZES="64 256"
     CG_SIZES="16 48"
     IDLE_COUNTS="1000 5000 10000"
-    OPEN_TIMEOUT=3 ;;
+    OPEN_TIMEOUT=3 STALL_TIMEOUT=10 ;;
 *)
     echo "usage: $0 quick|full" >&2
     exit 2 ;;
@@ -249,14 +254,24 @@ Group nogroup"
     "$HTTPD" -t -d "$dir" -f "$dir/httpd.conf" 2>> "$B/run.log"
 }
 
+# The CONNECT module of a target and what it needs beyond the shared
+# configuration.  Our module refuses loopback destinations unless allowed;
+# the origin is on loopback.  <IfDirective> keeps the line harmless for an
+# older build given as the extra proxy.
 module_lines() {
+    local allow="<IfDirective ConnectTunnelAllow>
+ConnectTunnelAllow 127.0.0.1
+</IfDirective>"
     case $1 in
     stock)
-        echo "LoadModule proxy_connect_module \"$LIBEXECDIR/mod_proxy_connect.so\"" ;;
+        echo "LoadModule proxy_connect_module \"$LIBEXECDIR/mod_proxy_connect.so\""
+        printf '%s\n' "${BENCH_STOCK_CONF:-}" ;;
     ours)
-        echo "LoadModule connect_tunnel_module \"$OURS_SO\"" ;;
+        echo "LoadModule connect_tunnel_module \"$OURS_SO\""
+        printf '%s\n%s\n' "$allow" "${BENCH_OURS_CONF:-}" ;;
     extra)
-        echo "LoadModule ${BENCH_EXTRA_MODULE:-connect_tunnel_module} \"$BENCH_EXTRA_SO\"" ;;
+        echo "LoadModule ${BENCH_EXTRA_MODULE:-connect_tunnel_module} \"$BENCH_EXTRA_SO\""
+        printf '%s\n%s\n' "$allow" "${BENCH_EXTRA_CONF:-}" ;;
     esac
 }
 
@@ -332,7 +347,8 @@ load() {
     fi
     # LOAD_PREFIX: a command to run the generator under (taskset).
     line=$(timeout -k 5 $((RUN_LIMIT + 30)) ${LOAD_PREFIX:-} "$LOAD" "$@" \
-           --time-limit "$RUN_LIMIT" --label "$what/$target" \
+           --time-limit "$RUN_LIMIT" --stall-timeout "$STALL_TIMEOUT" \
+           --label "$what/$target" \
            2>> "$B/load.err")
     rc=$?
     printf '%s\n' "$line" >> "$RAW"
@@ -403,7 +419,7 @@ scenario_bulk() {
                 ticks0=$([ -n "$parent" ] && cpu_ticks "$parent")
                 if [ $dir = up ]; then
                     line=$(load "$t" bulk-up1 --mode bulk-up --origin "$up" \
-                           --bytes "$BULK")
+                           --bytes "$BULK" $verify)
                 else
                     line=$(load "$t" bulk-down1 --mode bulk-down \
                            --origin "$P_SOURCE" --bytes "$BULK" $verify)
@@ -422,7 +438,7 @@ scenario_bulk() {
             for t in $TARGETS; do
                 if [ $dir = up ]; then
                     line=$(load "$t" bulk-up8 --mode bulk-up --tunnels 8 \
-                           --origin "$up" --bytes "$BULK8")
+                           --origin "$up" --bytes "$BULK8" $verify)
                 else
                     line=$(load "$t" bulk-down8 --mode bulk-down --tunnels 8 \
                            --origin "$P_SOURCE" --bytes "$BULK8" $verify)
@@ -672,14 +688,19 @@ scenario_idle_raised() {
 
 # --- the table ------------------------------------------------------------
 
-# row key -> "label|unit-and-direction"
+# 256M -> 256 MiB
+human() {
+    echo "$1" | sed 's/K$/ KiB/; s/M$/ MiB/; s/G$/ GiB/'
+}
+
+# The table's words for a row key.
 describe() {
     local k=$1 n
     case $k in
-    bulk_down_1) echo "bulk down, 1 tunnel × $BULK (MiB/s, ↑)" ;;
-    bulk_up_1) echo "bulk up, 1 tunnel × $BULK (MiB/s, ↑)" ;;
-    bulk_down_8) echo "bulk down, 8 tunnels × $BULK8 (MiB/s total, ↑)" ;;
-    bulk_up_8) echo "bulk up, 8 tunnels × $BULK8 (MiB/s total, ↑)" ;;
+    bulk_down_1) echo "bulk down, 1 tunnel × $(human $BULK) (MiB/s, ↑)" ;;
+    bulk_up_1) echo "bulk up, 1 tunnel × $(human $BULK) (MiB/s, ↑)" ;;
+    bulk_down_8) echo "bulk down, 8 tunnels × $(human $BULK8) (MiB/s total, ↑)" ;;
+    bulk_up_8) echo "bulk up, 8 tunnels × $(human $BULK8) (MiB/s total, ↑)" ;;
     pp_*) set -- $(echo "$k" | tr '_' ' ')
           echo "ping-pong $2 B$([ "$3" = pinned ] && echo ', 1 CPU') $4 (µs, ↓)" \
               | sed 's/16K B/16 KiB/' ;;
@@ -717,12 +738,24 @@ fmt() {
                            else printf "%.2f", v }'
 }
 
+# Rows in reading order: throughput, cost, latency, setup, idle.
+ordered_rows() {
+    local pat k
+    for pat in 'bulk_*' 'cpu_*' 'sys_*' 'ir_*' 'pp_*_free_*' 'pp_*_pinned_*' \
+               'setup_*' 'idle*' 'raised*'; do
+        for k in "${ROWS[@]}"; do
+            # shellcheck disable=SC2254
+            case $k in $pat) echo "$k" ;; esac
+        done
+    done
+}
+
 print_table() {
     local k t row ours stock extra_col=
     [ -n "$EXTRA_NAME" ] && extra_col=" ${EXTRA_NAME} |"
     echo "| scenario | direct | stock | ours |$extra_col ours/stock |"
     echo "|---|---:|---:|---:|$([ -n "$extra_col" ] && echo '---:|')---:|"
-    for k in "${ROWS[@]}"; do
+    for k in $(ordered_rows); do
         row="| $(describe "$k") |"
         for t in direct stock ours ${EXTRA_NAME:+extra}; do
             row="$row $(fmt "$(median "${RES["$k|$t"]:-}")") |"

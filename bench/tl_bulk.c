@@ -31,6 +31,7 @@ typedef struct {
     size_t line_len;
     size_t line_off;            /* down: request bytes sent */
     uint64_t t_end;
+    uint64_t t_moved;           /* last byte sent or received */
     int done;                   /* 1 finished well, -1 failed */
     const char *why;
 } bulk_conn;
@@ -63,7 +64,9 @@ static void finish(bulk *b, bulk_conn *c, const char *why)
             b->first_why = why;
         }
         fprintf(stderr, "tunnel-load: tunnel %d failed: %s after %" PRIu64
-                " bytes\n", (int)(c - b->c), why, c->moved);
+                " bytes%s%.*s\n", (int)(c - b->c), why, c->moved,
+                b->up ? "; sink's report so far: " : "",
+                b->up ? (int)strcspn(c->line, "\n") : 0, c->line);
     }
     else if (c->t_end > b->t_last_end) {
         b->t_last_end = c->t_end;
@@ -111,6 +114,9 @@ static void check_report(bulk *b, bulk_conn *c)
 
     n = snprintf(want, sizeof(want), "bytes=%" PRIu64 " ", c->moved);
     if (n <= 0 || strncmp(c->line, want, (size_t)n) != 0) {
+        fprintf(stderr, "tunnel-load: tunnel %d sent %" PRIu64 " bytes, "
+                "the sink said '%.*s'\n", (int)(c - b->c), c->moved,
+                (int)strcspn(c->line, "\n"), c->line);
         finish(b, c, "sink-count-differs");
         return;
     }
@@ -148,6 +154,7 @@ static void on_readable(bulk *b, bulk_conn *c)
             }
             return;
         }
+        c->t_moved = tl_now_ns();
         if (b->up) {
             take_report(b, c, (const char *)b->run->buf, (size_t)n);
         }
@@ -186,6 +193,7 @@ static void send_payload(bulk *b, bulk_conn *c)
             return;
         }
         c->moved += (uint64_t)n;
+        c->t_moved = tl_now_ns();
     }
 }
 
@@ -218,6 +226,7 @@ static void on_open(bulk *b, bulk_conn *c)
     if (b->t_first_open == 0) {
         b->t_first_open = c->t.t_open;
     }
+    c->t_moved = c->t.t_open;
     if (b->up) {
         if (c->t.early_len > 0) {
             finish(b, c, "unexpected-bytes");
@@ -274,16 +283,32 @@ static void on_event(bulk *b, bulk_conn *c, uint32_t ev)
     }
 }
 
-/* Tunnels still short of their 200 past the open timeout fail. */
+/*
+ * Tunnels still short of their 200 past the open timeout fail, and so do
+ * open ones where nothing moved for the stall timeout: a relay that loses
+ * an end of stream would otherwise hold the run until the proxy's own
+ * idle timeout, and the report says which it was.
+ */
 static void check_timeouts(bulk *b, uint64_t now)
 {
     uint64_t limit = (uint64_t)(b->run->o->open_timeout * 1e9);
+    uint64_t stall = (uint64_t)(b->run->o->stall_timeout * 1e9);
+    bulk_conn *c;
     int i;
 
     for (i = 0; i < b->run->o->tunnels; i++) {
-        if (b->c[i].done == 0 && b->c[i].t.phase != TL_OPEN
-            && now - b->c[i].t.t_begin > limit) {
-            finish(b, &b->c[i], "no-200-in-time");
+        c = &b->c[i];
+        if (c->done != 0) {
+            continue;
+        }
+        if (c->t.phase != TL_OPEN && now - c->t.t_begin > limit) {
+            finish(b, c, "no-200-in-time");
+        }
+        else if (c->t.phase == TL_OPEN && now - c->t_moved > stall) {
+            finish(b, c, b->up && c->moved == b->run->o->bytes
+                         ? "stalled-awaiting-sink-report"
+                         : !b->up && c->moved == b->run->o->bytes
+                         ? "stalled-awaiting-end-of-stream" : "stalled");
         }
     }
 }

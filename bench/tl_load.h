@@ -29,6 +29,7 @@ typedef struct {
     double duration;            /* setup: seconds of new tunnels */
     double hold;                /* idle: seconds to hold at most */
     double open_timeout;        /* seconds to wait for a 200 */
+    double stall_timeout;       /* seconds an open tunnel may not move */
     double time_limit;          /* seconds for the whole run */
     int inflight;               /* idle: opens in flight at once */
     size_t io_size;             /* bytes per read or write call */

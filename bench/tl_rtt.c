@@ -123,6 +123,8 @@ static int round_trip(tl_run *run, tl_dialer *d, tl_tunnel *t, uint64_t seq,
                       const char **why)
 {
     struct epoll_event evs[TL_MAX_EVENTS];
+    uint64_t deadline = tl_now_ns()
+                        + (uint64_t)(run->o->stall_timeout * 1e9);
     uint32_t want = 0;
     exchange x;
     int rc;
@@ -138,7 +140,11 @@ static int round_trip(tl_run *run, tl_dialer *d, tl_tunnel *t, uint64_t seq,
             *why = "time-limit";
             return -1;
         }
-        if (tl_run_wait(run, evs, run->t_limit) < 0) {
+        if (tl_now_ns() >= deadline) {
+            *why = "stalled";
+            return -1;
+        }
+        if (tl_run_wait(run, evs, deadline) < 0) {
             *why = "epoll";
             return -1;
         }

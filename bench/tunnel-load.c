@@ -50,6 +50,8 @@ static void usage(FILE *f)
         "  --hold S           idle: seconds to hold at most (default 60)\n"
         "  --inflight N       idle: opens in flight (default 256)\n"
         "  --open-timeout S   seconds to wait for a 200 (default 5)\n"
+        "  --stall-timeout S  seconds an open tunnel may move nothing\n"
+        "                     before it counts as stalled (default 10)\n"
         "  --time-limit S     seconds for the whole run (default 600)\n"
         "  --io-size SIZE     bytes per read or write (default 256K)\n"
         "  --label TEXT       echoed as label= in the result line\n");
@@ -96,6 +98,7 @@ static void defaults(tl_opts *o)
     o->duration = 5;
     o->hold = 60;
     o->open_timeout = 5;
+    o->stall_timeout = 10;
     o->time_limit = 600;
     o->inflight = 256;
     o->io_size = 256 * 1024;
@@ -105,8 +108,8 @@ static void defaults(tl_opts *o)
 enum {
     OPT_MODE = 256, OPT_PROXY, OPT_DIRECT, OPT_ORIGIN, OPT_TUNNELS, OPT_BYTES,
     OPT_VERIFY, OPT_SIZE, OPT_ROUNDS, OPT_WARMUP, OPT_CONC, OPT_DURATION,
-    OPT_HOLD, OPT_INFLIGHT, OPT_OPEN_TIMEOUT, OPT_TIME_LIMIT, OPT_IO_SIZE,
-    OPT_LABEL, OPT_HELP
+    OPT_HOLD, OPT_INFLIGHT, OPT_OPEN_TIMEOUT, OPT_STALL_TIMEOUT,
+    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -125,6 +128,7 @@ static const struct option longopts[] = {
     { "hold", required_argument, NULL, OPT_HOLD },
     { "inflight", required_argument, NULL, OPT_INFLIGHT },
     { "open-timeout", required_argument, NULL, OPT_OPEN_TIMEOUT },
+    { "stall-timeout", required_argument, NULL, OPT_STALL_TIMEOUT },
     { "time-limit", required_argument, NULL, OPT_TIME_LIMIT },
     { "io-size", required_argument, NULL, OPT_IO_SIZE },
     { "label", required_argument, NULL, OPT_LABEL },
@@ -191,6 +195,9 @@ static int set_option(tl_opts *o, int opt, const char *arg)
         break;
     case OPT_OPEN_TIMEOUT:
         rc = parse_secs(arg, &o->open_timeout);
+        break;
+    case OPT_STALL_TIMEOUT:
+        rc = parse_secs(arg, &o->stall_timeout);
         break;
     case OPT_TIME_LIMIT:
         rc = parse_secs(arg, &o->time_limit);
