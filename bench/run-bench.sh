@@ -512,6 +512,7 @@ scenario_setup() {
 # prints the number of system calls.
 strace_calls() {
     local t=$1 dir=$2 mib=$3 parent kids out=$B/strace.$1.$2.$3 spid args=
+    local line
     parent=$(parent_of "$t")
     kids=$(children_of "$parent")
     for k in $kids; do
@@ -522,16 +523,18 @@ strace_calls() {
     PIDS="$PIDS $spid"
     sleep 1     # strace attaches thread by thread
     if [ "$dir" = up ]; then
-        load "$t" "strace_${dir}_$mib" --mode bulk-up --origin "$P_SINK" \
-            --bytes "${mib}M" >/dev/null
+        line=$(load "$t" "strace_${dir}_$mib" --mode bulk-up \
+               --origin "$P_SINK" --bytes "${mib}M")
     else
-        load "$t" "strace_${dir}_$mib" --mode bulk-down \
-            --origin "$P_SOURCE" --bytes "${mib}M" >/dev/null
+        line=$(load "$t" "strace_${dir}_$mib" --mode bulk-down \
+               --origin "$P_SOURCE" --bytes "${mib}M")
     fi
     kill -INT "$spid" 2>/dev/null
     wait_gone "$spid" 30 || kill -KILL "$spid" 2>/dev/null
     wait "$spid" 2>/dev/null
     forget_pid "$spid"
+    # A failed transfer moved less: its count would skew the difference.
+    [ "$(kv "$line" failed)" = 0 ] || return 0
     awk '$NF == "total" { print $4 }' "$out"
 }
 
@@ -557,7 +560,7 @@ scenario_strace() {
 
 # One single-process httpd under callgrind, one transfer; prints Ir.
 callgrind_ir() {
-    local t=$1 dir=$2 mib=$3 name=cg_$1 port vpid out i
+    local t=$1 dir=$2 mib=$3 name=cg_$1 port vpid out i line ok
     port=$((PORT_BASE + 16))
     out=$B/cg/$t.$dir.$mib.out
     gen_conf "$name" "$port" "$MPM_STD" "$(module_lines "$t")" || return 1
@@ -578,14 +581,19 @@ callgrind_ir() {
     set -- --proxy "$port" --origin "$P_SOURCE" --mode bulk-down
     [ "$dir" = up ] && set -- --proxy "$port" --origin "$P_SINK" \
                                --mode bulk-up
-    timeout -k 5 300 "$LOAD" "$@" --bytes "${mib}M" --time-limit 240 \
-        --label "callgrind_${dir}_$mib/$t" >> "$RAW" 2>> "$B/load.err" \
-        || note "callgrind $t $dir $mib MiB: transfer failed"
+    line=$(timeout -k 5 300 "$LOAD" "$@" --bytes "${mib}M" --time-limit 240 \
+           --stall-timeout "$STALL_TIMEOUT" \
+           --label "callgrind_${dir}_$mib/$t" 2>> "$B/load.err")
+    ok=$?
+    printf '%s\n' "$line" >> "$RAW"
+    [ $ok = 0 ] || note "callgrind $t $dir $mib MiB: transfer failed: $line"
     kill -TERM "$vpid" 2>/dev/null
     wait_gone "$vpid" 120 || { note "callgrind $t did not exit";
                               kill -KILL "$vpid" 2>/dev/null; }
     wait "$vpid" 2>/dev/null
     forget_pid "$vpid"
+    # A failed transfer moved less: its count would skew the difference.
+    [ $ok = 0 ] || return 0
     awk '/^(summary|totals):/ { print $2; exit }' "$out" 2>/dev/null
 }
 
