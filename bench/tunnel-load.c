@@ -38,6 +38,8 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: tunnel-load --mode MODE (--proxy PORT | --direct) "
         "--origin PORT [options]\n"
+        "ports are on 127.0.0.1; 127.0.0.1:PORT and localhost:PORT work "
+        "too\n"
         "modes: bulk-up bulk-down pingpong setup idle\n"
         "  --tunnels N        bulk, idle: tunnels (default 1)\n"
         "  --bytes SIZE       bulk: bytes per tunnel, K/M/G suffixes\n"
@@ -68,6 +70,30 @@ static int parse_int(const char *s, long min, long max, long *out)
         return -1;
     }
     *out = v;
+    return 0;
+}
+
+/*
+ * A port, or HOST:PORT where HOST names the loopback address: the bench
+ * only ever talks to this machine, so any other host is refused.
+ */
+static int parse_port(const char *s, int *out)
+{
+    static const char *const local[] = { "127.0.0.1:", "localhost:" };
+    size_t i, n;
+    long v;
+
+    for (i = 0; i < sizeof(local) / sizeof(*local); i++) {
+        n = strlen(local[i]);
+        if (strncmp(s, local[i], n) == 0) {
+            s += n;
+            break;
+        }
+    }
+    if (parse_int(s, 1, 65535, &v) != 0) {
+        return -1;
+    }
+    *out = (int)v;
     return 0;
 }
 
@@ -148,15 +174,13 @@ static int set_option(tl_opts *o, int opt, const char *arg)
         o->mode = arg;
         break;
     case OPT_PROXY:
-        rc = parse_int(arg, 1, 65535, &v);
-        o->proxy_port = (int)v;
+        rc = parse_port(arg, &o->proxy_port);
         break;
     case OPT_DIRECT:
         o->proxy_port = 0;
         break;
     case OPT_ORIGIN:
-        rc = parse_int(arg, 1, 65535, &v);
-        o->origin_port = (int)v;
+        rc = parse_port(arg, &o->origin_port);
         break;
     case OPT_TUNNELS:
         rc = parse_int(arg, 1, 1000000, &v);
@@ -217,6 +241,18 @@ static int set_option(tl_opts *o, int opt, const char *arg)
     return rc;
 }
 
+static const char *option_name(int opt)
+{
+    const struct option *lo;
+
+    for (lo = longopts; lo->name != NULL; lo++) {
+        if (lo->val == opt) {
+            return lo->name;
+        }
+    }
+    return "?";
+}
+
 static int parse_args(int argc, char **argv, tl_opts *o)
 {
     int opt, direct = 0;
@@ -230,7 +266,7 @@ static int parse_args(int argc, char **argv, tl_opts *o)
         direct |= opt == OPT_DIRECT;
         if (set_option(o, opt, optarg) != 0) {
             fprintf(stderr, "tunnel-load: bad value for --%s: '%s'\n",
-                    longopts[opt - OPT_MODE].name, optarg ? optarg : "");
+                    option_name(opt), optarg ? optarg : "");
             return -1;
         }
     }
