@@ -73,6 +73,8 @@ struct ct_tunnel {
     apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
     apr_pollset_t *pollset;
     apr_pollfd_t pfd[2];        /* registered events in reqevents */
+    int registered[2];          /* in the pollset */
+    int hup[2];                 /* the socket hung up */
     ct_flow up;                 /* client to origin */
     ct_flow down;               /* origin to client */
     int moved;                  /* bytes or state moved in the last step */
@@ -455,8 +457,10 @@ static ct_end pump_down(ct_tunnel *t)
     if (len > 0) {
         t->down.bytes += (apr_off_t)len;
         t->moved = 1;
-        if (send_client(t, t->buf, len) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00043)
+        apr_status_t wrv = send_client(t, t->buf, len);
+
+        if (wrv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, wrv, t->r, CT_LOGNO(00043)
                           "writing to the client failed");
             return CT_END_CLIENT_ERROR;
         }
@@ -505,22 +509,64 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
 }
 
 /* Register what a side waits for, touching the pollset only on change. */
+/*
+ * Register what a side waits for, touching the pollset only on change.
+ * A side that waits for nothing stays registered with no events, so that
+ * a reset or hang-up still wakes the loop (a client that half-closed and
+ * then vanished must not hold the tunnel until the idle timeout); a side
+ * that hung up is watched only while it may still have bytes to read.
+ */
 static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
 {
     apr_pollfd_t *pfd = &t->pfd[side];
     apr_status_t rv = APR_SUCCESS;
+    int want = !t->hup[side] || (events & APR_POLLIN);
 
-    if (pfd->reqevents == events) {
+    if (t->hup[side]) {
+        events &= APR_POLLIN;
+    }
+    if (t->registered[side] == want && (!want || pfd->reqevents == events)) {
         return APR_SUCCESS;
     }
-    if (pfd->reqevents) {
+    if (t->registered[side]) {
         rv = apr_pollset_remove(t->pollset, pfd);
+        t->registered[side] = 0;
     }
     pfd->reqevents = events;
-    if (rv == APR_SUCCESS && events) {
+    if (rv == APR_SUCCESS && want) {
         rv = apr_pollset_add(t->pollset, pfd);
+        t->registered[side] = rv == APR_SUCCESS;
     }
     return rv;
+}
+
+/*
+ * Errors and hang-ups the pump would not notice by itself: a socket
+ * that failed, or hung up while bytes may still have to go to it.
+ */
+static ct_end check_signalled(ct_tunnel *t, const apr_pollfd_t *fds,
+                              apr_int32_t n)
+{
+    apr_int32_t i;
+
+    for (i = 0; i < n; i++) {
+        int side = fds[i].desc.s == t->client ? CT_CLIENT : CT_ORIGIN;
+        ct_flow *from = side == CT_CLIENT ? &t->up : &t->down;
+        ct_flow *to = side == CT_CLIENT ? &t->down : &t->up;
+        ct_end err = side == CT_CLIENT ? CT_END_CLIENT_ERROR
+                                       : CT_END_ORIGIN_ERROR;
+
+        if (fds[i].rtnevents & APR_POLLERR) {
+            return err;
+        }
+        if (fds[i].rtnevents & APR_POLLHUP) {
+            t->hup[side] = 1;
+            if (from->eof && !to->shut) {
+                return err;
+            }
+        }
+    }
+    return CT_END_NONE;
 }
 
 static ct_end run_loop(ct_tunnel *t)
@@ -558,6 +604,10 @@ static ct_end run_loop(ct_tunnel *t)
             return CT_END_INTERNAL;
         }
         rv = apr_pollset_poll(t->pollset, wait, &n, &signalled);
+        if (rv == APR_SUCCESS
+            && (end = check_signalled(t, signalled, n)) != CT_END_NONE) {
+            return end;
+        }
         if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv)
             && !APR_STATUS_IS_TIMEUP(rv)) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00046)
