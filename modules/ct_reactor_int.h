@@ -46,6 +46,10 @@ typedef struct ct_rbuf {
     char data[CT_REACTOR_BUFSIZE];
 } ct_rbuf;
 
+/* Size asked of a reactor's pipes: they exist only while bytes flow, so
+ * they can be larger than a buffer kept per tunnel could be. */
+#define CT_REACTOR_PIPE (256 * 1024)
+
 /* Pipes kept for reuse by a reactor, beyond which they are closed. */
 #define CT_SPARE_PIPES 32
 
@@ -64,6 +68,7 @@ typedef struct {
     apr_uint64_t bytes;
     unsigned int eof:1;
     unsigned int shut:1;
+    unsigned int drained:1;     /* a read came up short this wake-up */
 } ct_rdir;
 
 /* What epoll hands back: the tunnel and which of its sockets. */

@@ -104,7 +104,7 @@ static ct_rpipe *take_pipe(ct_reactor *re)
         rp = apr_palloc(re->pool, sizeof(*rp));
         apr_thread_mutex_unlock(re->lock);
     }
-    if (ct_pipe_open_raw(&rp->p, CT_REACTOR_BUFSIZE) != APR_SUCCESS) {
+    if (ct_pipe_open_raw(&rp->p, CT_REACTOR_PIPE) != APR_SUCCESS) {
         rp->next = re->spare_pipes;
         re->spare_pipes = rp;
         return NULL;
@@ -166,14 +166,27 @@ static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
 {
     apr_size_t n;
     apr_status_t rv;
+    apr_size_t want;
     int err;
 
+    want = d->pipe->p.capacity - d->pipe->p.pending;
     rv = ct_splice_in(&d->pipe->p, src, &n);
     if (rv == APR_SUCCESS) {
         *moved = 1;
         t->last = apr_time_now();
         err = flush_pipe(t, d, dst);
-        return err == 0 || err == EAGAIN ? CT_END_NONE : dst_err;
+        if (err != 0 && err != EAGAIN) {
+            return dst_err;
+        }
+        if (n < want) {
+            /* The socket is dry: ask it again on the next readiness, not
+             * now (one syscall saved per message), and keep no pipe. */
+            d->drained = 1;
+            if (d->pipe->p.pending == 0) {
+                give_pipe(t->owner, d);
+            }
+        }
+        return CT_END_NONE;
     }
     if (APR_STATUS_IS_EOF(rv)) {
         d->eof = 1;
@@ -247,6 +260,9 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
         }
         return CT_END_NONE;
     }
+    if (d->drained) {
+        return CT_END_NONE;
+    }
     if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
         return splice_step(t, d, src, dst, src_err, dst_err, moved);
     }
@@ -262,6 +278,7 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
     }
     *moved = 1;
     t->last = apr_time_now();
+    d->drained = n < CT_REACTOR_BUFSIZE;
     put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (put < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -286,6 +303,7 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t)
     ct_end end;
     int round, moved = 1, side, rv;
 
+    t->dir[0].drained = t->dir[1].drained = 0;
     for (round = 0; moved && round < CT_ROUNDS; round++) {
         moved = 0;
         if ((end = step(t, 0, &moved)) != CT_END_NONE
