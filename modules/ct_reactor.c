@@ -344,8 +344,9 @@ static void size_cap(server_rec *s)
     }
     (void)ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     spare = CT_FD_RESERVE + 4 * (rlim_t)threads;
-    ct_cap = rl.rlim_cur > spare * 2 ? (apr_uint32_t)((rl.rlim_cur - spare)
-                                                      / 2) : 0;
+    /* Two descriptors a tunnel, after what the rest of the child needs. */
+    ct_cap = rl.rlim_cur > spare ? (apr_uint32_t)((rl.rlim_cur - spare) / 2)
+                                 : 0;
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, CT_LOGNO(00074)
                  "reactor: up to %u tunnels per child (descriptor limit %lu)",
                  ct_cap, (unsigned long)rl.rlim_cur);
