@@ -16,9 +16,11 @@ use IO::Select;
 use Socket qw(SHUT_WR);
 use CT::Raw qw(vhost_port);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records);
+                   wait_until access_lines tunnel_records mark_logs);
 
 plan tests => 11;
+
+mark_logs();
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;

@@ -20,11 +20,13 @@ use IO::Select;
 use Socket qw(SHUT_WR);
 use CT::Raw qw(vhost_port read_bytes);
 use CT::Reactor qw(suite_mode start_origin tunnel write_all read_to_eof
-                   wait_until access_lines tunnel_records);
+                   wait_until access_lines tunnel_records mark_logs);
 
 my @cases = ([small => 100], ['60 KB' => 60 * 1024],
              ['200 KB' => 200 * 1000]);
 plan tests => 7 * @cases;
+
+mark_logs();
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;

@@ -15,9 +15,11 @@ use IO::Select;
 use Socket qw(SHUT_WR);
 use CT::Raw qw(vhost_port proxy_socket read_head read_bytes);
 use CT::Reactor qw(suite_mode start_origin write_all echo_ok read_to_eof
-                   wait_until access_lines tunnel_records);
+                   wait_until access_lines tunnel_records mark_logs);
 
 plan tests => 10;
+
+mark_logs();
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;

@@ -22,9 +22,11 @@ use POSIX ();
 use Socket qw(SHUT_WR);
 use CT::Raw qw(vhost_port read_bytes);
 use CT::Reactor qw(suite_mode start_origin tunnel write_all read_to_eof
-                   wait_until tunnel_records);
+                   wait_until tunnel_records mark_logs);
 
 plan tests => 9;
+
+mark_logs();
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;

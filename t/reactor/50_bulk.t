@@ -19,9 +19,11 @@ use Socket qw(SHUT_WR);
 use Time::HiRes qw(time);
 use CT::Raw qw(vhost_port);
 use CT::Reactor qw(suite_mode start_origin tunnel wait_until access_lines
-                   tunnel_records);
+                   tunnel_records mark_logs);
 
 plan tests => 7;
+
+mark_logs();
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 100;

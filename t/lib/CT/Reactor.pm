@@ -25,7 +25,7 @@ use CT::Raw qw(read_head);
 our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
                     wait_until access_lines tunnel_records log_lines
                     children_of fd_count rss_kb churn free_port
-                    status_auto http_get write_all);
+                    status_auto http_get write_all mark_logs);
 
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
@@ -286,9 +286,21 @@ sub read_to_eof {
 ############################################################################
 # Logs.
 
+# Where each log ended when the test called mark_logs(): readers skip
+# what earlier tests and runs wrote (the suite's logs are kept).
+my %from;
+
+sub mark_logs {
+    for my $name (qw(error_log tunnels_log reactor_access_log)) {
+        my $file = t_logs() . "/$name";
+        $from{$file} = -s $file // 0;
+    }
+}
+
 sub read_lines {
     my $file = shift;
     open my $fh, '<', $file or return ();
+    seek $fh, $from{$file}, 0 if $from{$file};
     return <$fh>;
 }
 
