@@ -93,6 +93,24 @@ static int check_target(request_rec *r, const char *url, ct_target *t)
     return OK;
 }
 
+/*
+ * ProxyBlock by name.  mod_proxy's own test is case-sensitive, so that
+ * "EXAMPLE.com" slips past "ProxyBlock example"; host names are not.
+ */
+static int name_blocked(proxy_server_conf *pconf, const char *host)
+{
+    const struct noproxy_entry *list =
+        (const struct noproxy_entry *)pconf->noproxies->elts;
+    int i;
+
+    for (i = 0; i < pconf->noproxies->nelts; i++) {
+        if (list[i].name[0] == '*' || ap_strcasestr(host, list[i].name)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Step 2: AllowCONNECT and ProxyBlock by name, before any DNS (403). */
 static int check_policy(request_rec *r, proxy_server_conf *pconf,
                         const ct_target *t)
@@ -107,7 +125,7 @@ static int check_policy(request_rec *r, proxy_server_conf *pconf,
         return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_REQUEST_DENIED,
                                  "Tunnels to this port are not allowed.");
     }
-    if (ap_proxy_checkproxyblock2(r, pconf, t->host, NULL) != OK) {
+    if (name_blocked(pconf, t->host)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00012)
                       "tunnel to '%.*s' refused: name matches ProxyBlock",
                       255, t->host);
@@ -206,6 +224,7 @@ static int hand_off(request_rec *r, const ct_settings *s,
     }
     h.idle = s->idle_timeout;
     h.lifetime = s->max_lifetime;
+    h.zero_copy = s->zero_copy;
     h.start = r->request_time;
     h.client = r->useragent_ip;
     h.target = target;
@@ -273,12 +292,24 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     apr_status_t rv;
     int rc;
 
+    if (proxyname == NULL
+        && apr_table_get(r->notes, CT_NOTE_UPSTREAM_FAILED)) {
+        /* mod_proxy tries a direct connection after every upstream proxy
+         * answered 502; a site that routes through a parent proxy must
+         * not be bypassed when the parent is down: fail closed. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00017)
+                      "no direct connection to '%.*s': its upstream proxy "
+                      "failed", 255, url);
+        return HTTP_BAD_GATEWAY;
+    }
     if (r->connection->master != NULL) {
         /* An HTTP/2 stream has no socket of its own to relay with. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
                       "CONNECT over HTTP/2 is not supported; the client "
                       "should use HTTP/1.1 to the proxy");
-        return HTTP_NOT_IMPLEMENTED;
+        return ct_report_refusal(r, HTTP_NOT_IMPLEMENTED,
+                                 CT_PS_REQUEST_ERROR,
+                                 "CONNECT over HTTP/2 is not supported.");
     }
     settings(r, pconf, &s);
     /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules,
@@ -289,6 +320,9 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         || (rc = ct_limits_acquire(r)) != OK
         || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
                                 s.connect_timeout, &o)) != OK) {
+        if (proxyname && rc == HTTP_BAD_GATEWAY) {
+            apr_table_setn(r->notes, CT_NOTE_UPSTREAM_FAILED, proxyname);
+        }
         return rc;
     }
     ct_report_connected(r, o.local_port, o.addr);

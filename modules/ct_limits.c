@@ -21,9 +21,13 @@
 #include "ct_config.h"
 #include "ct_policy.h"
 #include "ct_report.h"
+#include "ct_stats.h"
 #include "ct_limits.h"
 
 #define CT_MUTEX_TYPE "connect-tunnel-limits"
+
+/* Where the shared table survives restarts. */
+#define CT_LIMITS_KEY "mod_connect_tunnel-limits"
 
 /* One client address and its open tunnels.  A slot never used ends a
  * probe; one whose count fell to 0 may be reused. */
@@ -37,6 +41,13 @@ typedef struct {
     apr_uint32_t live;          /* open tunnels in the whole server */
     ct_client_slot slots[CT_CLIENT_SLOTS];
 } ct_shared;
+
+/* What survives a restart, kept with ap_retained_data_create(). */
+typedef struct {
+    apr_shm_t *shm;
+    ct_shared *table;
+    apr_global_mutex_t *mutex;
+} ct_kept;
 
 static apr_uint32_t ct_child_live;
 static apr_shm_t *ct_shm;
@@ -64,17 +75,34 @@ static int needs_shared(server_rec *s)
     return 0;
 }
 
+/*
+ * The table and its mutex outlive configurations: children of an older
+ * generation still hold tunnels (and give their counts back) after a
+ * graceful restart.  They are made once, in the process pool, and the
+ * table is cleared only when the MPM starts afresh.
+ */
 apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s)
 {
+    ct_kept *kept = ap_retained_data_get(CT_LIMITS_KEY);
     apr_status_t rv;
 
+    (void)pconf;
+    if (kept != NULL) {
+        ct_shm = kept->shm;
+        ct_table = kept->table;
+        ct_mutex = kept->mutex;
+        if (!ct_restart_was_graceful()) {
+            memset(ct_table, 0, sizeof(*ct_table));
+        }
+        return APR_SUCCESS;
+    }
     ct_shm = NULL;
     ct_table = NULL;
     ct_mutex = NULL;
     if (!needs_shared(s)) {
         return APR_SUCCESS;
     }
-    rv = apr_shm_create(&ct_shm, sizeof(ct_shared), NULL, pconf);
+    rv = apr_shm_create(&ct_shm, sizeof(ct_shared), NULL, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00004)
                      "cannot create shared memory for tunnel limits");
@@ -83,12 +111,17 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s)
     ct_table = apr_shm_baseaddr_get(ct_shm);
     memset(ct_table, 0, sizeof(*ct_table));
     rv = ap_global_mutex_create(&ct_mutex, NULL, CT_MUTEX_TYPE, NULL, s,
-                                pconf, 0);
+                                s->process->pool, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00005)
                      "cannot create the mutex for tunnel limits");
+        return rv;
     }
-    return rv;
+    kept = ap_retained_data_create(CT_LIMITS_KEY, sizeof(*kept));
+    kept->shm = ct_shm;
+    kept->table = ct_table;
+    kept->mutex = ct_mutex;
+    return APR_SUCCESS;
 }
 
 void ct_limits_child_init(apr_pool_t *pchild, server_rec *s)
@@ -201,8 +234,8 @@ static int acquire_shared(request_rec *r, const ct_server_conf *conf,
         if (slot->count > 0
             && slot->count >= (apr_uint32_t)conf->max_per_client) {
             return refuse(r, HTTP_TOO_MANY_REQUESTS,
-                          apr_psprintf(r->pool, "client %pI", sa),
-                          conf->max_per_client);
+                          apr_pstrcat(r->pool, "client ", r->useragent_ip,
+                                      NULL), conf->max_per_client);
         }
         if (slot->count == 0) {
             slot->addr = client;
@@ -220,10 +253,17 @@ int ct_limits_acquire(request_rec *r)
 {
     ct_server_conf *conf = ap_get_module_config(r->server->module_config,
                                                 &connect_tunnel_module);
-    ct_hold *hold = apr_pcalloc(r->pool, sizeof(*hold));
-    apr_uint32_t before = apr_atomic_inc32(&ct_child_live);
+    ct_hold *hold;
+    apr_uint32_t before;
     apr_status_t rv;
     int rc = OK;
+
+    if (ap_get_module_config(r->request_config, &connect_tunnel_module)) {
+        /* Counted already: mod_proxy retries the next upstream proxy. */
+        return OK;
+    }
+    hold = apr_pcalloc(r->pool, sizeof(*hold));
+    before = apr_atomic_inc32(&ct_child_live);
 
     apr_pool_cleanup_register(r->pool, hold, release, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &connect_tunnel_module, hold);

@@ -28,6 +28,7 @@
 #include "ct_report.h"
 #include "ct_stats.h"
 #include "ct_limits.h"
+#include "ct_splice.h"
 #include "ct_reactor.h"
 
 #if defined(__linux__)
@@ -67,8 +68,18 @@ typedef struct ct_rbuf {
     char data[CT_REACTOR_BUFSIZE];
 } ct_rbuf;
 
+/* Pipes kept for reuse by a reactor, beyond which they are closed. */
+#define CT_SPARE_PIPES 32
+
+/* A pipe for splicing, lent to a direction only while bytes flow. */
+typedef struct ct_rpipe {
+    struct ct_rpipe *next;
+    ct_pipe p;
+} ct_rpipe;
+
 /* One direction: dir[0] reads the client and writes the origin. */
 typedef struct {
+    ct_rpipe *pipe;             /* zero-copy, while bytes flow */
     ct_rbuf *pend;
     apr_uint32_t off;
     apr_uint32_t len;
@@ -97,9 +108,11 @@ struct ct_rtunnel {
     apr_time_t last;            /* last payload byte either way */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
     apr_interval_time_t idle;
+    apr_interval_time_t lifetime;
     apr_off_t up0;              /* moved before the hand-off */
     apr_off_t down0;
     int nohalfclose;
+    int zero_copy;
     ct_limit_hold limits;       /* given back when it ends */
     ct_end end;                 /* CT_END_NONE while it runs */
     char client[48];
@@ -117,6 +130,9 @@ struct ct_reactor {
     ct_rtunnel *incoming;       /* submitted, not yet adopted (lock) */
     ct_rtunnel *free;           /* free records (lock) */
     ct_rbuf *free_bufs;         /* (lock) */
+    ct_rpipe *free_pipes;       /* open, empty: reactor thread only */
+    ct_rpipe *spare_pipes;      /* closed records for reuse */
+    int nfree_pipes;
     ct_rtunnel *live;           /* reactor thread only */
     ct_rtunnel *dead;           /* closed in this batch, freed after it */
     char *scratch;
@@ -198,6 +214,106 @@ static void give_buf(ct_reactor *re, ct_rdir *d)
     d->off = d->len = 0;
 }
 
+/* A pipe for a direction about to read; NULL if none can be had. */
+static ct_rpipe *take_pipe(ct_reactor *re)
+{
+    ct_rpipe *rp = re->free_pipes;
+
+    if (rp) {
+        re->free_pipes = rp->next;
+        re->nfree_pipes--;
+        return rp;
+    }
+    if ((rp = re->spare_pipes) != NULL) {
+        re->spare_pipes = rp->next;
+    }
+    else {
+        apr_thread_mutex_lock(re->lock);
+        rp = apr_palloc(re->pool, sizeof(*rp));
+        apr_thread_mutex_unlock(re->lock);
+    }
+    if (ct_pipe_open_raw(&rp->p, CT_REACTOR_BUFSIZE) != APR_SUCCESS) {
+        rp->next = re->spare_pipes;
+        re->spare_pipes = rp;
+        return NULL;
+    }
+    return rp;
+}
+
+/* An idle direction holds no pipe; one with bytes inside is closed. */
+static void give_pipe(ct_reactor *re, ct_rdir *d)
+{
+    ct_rpipe *rp = d->pipe;
+
+    if (rp == NULL) {
+        return;
+    }
+    d->pipe = NULL;
+    if (rp->p.pending == 0 && re->nfree_pipes < CT_SPARE_PIPES) {
+        rp->next = re->free_pipes;
+        re->free_pipes = rp;
+        re->nfree_pipes++;
+        return;
+    }
+    ct_pipe_close(&rp->p);
+    rp->next = re->spare_pipes;
+    re->spare_pipes = rp;
+}
+
+/* Bytes a direction holds for its sink. */
+static apr_size_t held(const ct_rdir *d)
+{
+    return d->len + (d->pipe ? d->pipe->p.pending : 0);
+}
+
+/* Write what the direction's pipe holds; 0, EAGAIN or an error. */
+static int flush_pipe(ct_rtunnel *t, ct_rdir *d, int dst)
+{
+    apr_size_t n;
+    apr_status_t rv;
+
+    while (d->pipe && d->pipe->p.pending > 0) {
+        rv = ct_splice_out(&d->pipe->p, dst, &n);
+        d->bytes += n;
+        if (n > 0) {
+            t->last = apr_time_now();
+        }
+        if (rv != APR_SUCCESS) {
+            return APR_STATUS_IS_EAGAIN(rv) ? EAGAIN : rv;
+        }
+        if (n == 0) {
+            return EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/* Read into a pipe and pass it on; the pipe goes back when idle. */
+static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
+                          ct_end src_err, ct_end dst_err, int *moved)
+{
+    apr_size_t n;
+    apr_status_t rv;
+    int err;
+
+    rv = ct_splice_in(&d->pipe->p, src, &n);
+    if (rv == APR_SUCCESS) {
+        *moved = 1;
+        t->last = apr_time_now();
+        err = flush_pipe(t, d, dst);
+        return err == 0 || err == EAGAIN ? CT_END_NONE : dst_err;
+    }
+    if (APR_STATUS_IS_EOF(rv)) {
+        d->eof = 1;
+        *moved = 1;
+    }
+    else if (!APR_STATUS_IS_EAGAIN(rv)) {
+        return src_err;
+    }
+    give_pipe(t->owner, d);
+    return CT_END_NONE;
+}
+
 /* Write what the direction holds; 0, EAGAIN or an error. */
 static int flush_dir(ct_rtunnel *t, ct_rdir *d, int dst)
 {
@@ -237,7 +353,18 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
         }
         *moved = 1;
     }
+    if (d->pipe && d->pipe->p.pending > 0) {
+        rv = flush_pipe(t, d, dst);
+        if (rv != 0 && rv != EAGAIN) {
+            return dst_err;
+        }
+        if (d->pipe->p.pending > 0) {
+            return CT_END_NONE;
+        }
+        *moved = 1;
+    }
     if (d->eof) {
+        give_pipe(t->owner, d);
         if (!d->shut) {
             if (t->nohalfclose) {
                 return CT_END_HALF_CLOSED;
@@ -247,6 +374,9 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
             *moved = 1;
         }
         return CT_END_NONE;
+    }
+    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
+        return splice_step(t, d, src, dst, src_err, dst_err, moved);
     }
     n = recv(src, t->owner->scratch, CT_REACTOR_BUFSIZE, MSG_DONTWAIT);
     if (n == 0) {
@@ -298,10 +428,10 @@ static ct_end pump(ct_rtunnel *t)
         ct_rdir *in = &t->dir[side], *out = &t->dir[1 - side];
         apr_uint32_t events = 0;
 
-        if (!in->eof && in->len == 0) {
+        if (!in->eof && held(in) == 0) {
             events |= EPOLLIN;
         }
-        if (out->len > 0) {
+        if (held(out) > 0) {
             events |= EPOLLOUT;
         }
         if ((rv = set_events(t, side, events)) != 0) {
@@ -328,10 +458,8 @@ static void record_end(ct_rtunnel *t)
     rec.down = t->down0 + (apr_off_t)t->dir[1].bytes;
     rec.start = t->start;
     rec.stop = apr_time_now();
-    ct_report_record(&rec);
-    ct_report_expired(ct_server, &rec, t->end,
-                      t->end == CT_END_IDLE ? t->idle
-                                            : t->deadline - t->last);
+    ct_report_finished(ct_server, &rec, t->end,
+                       t->end == CT_END_IDLE ? t->idle : t->lifetime);
     ct_stats_closed(CT_IN_REACTOR, rec.up, rec.down);
 }
 
@@ -348,6 +476,7 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
         unregister(t, i);
         close(t->fd[i]);
         give_buf(re, &t->dir[i]);
+        give_pipe(re, &t->dir[i]);
     }
     record_end(t);
     ct_limits_release(&t->limits);
@@ -569,8 +698,10 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     t->start = h->start;
     t->last = apr_time_now();
     t->idle = h->idle;
+    t->lifetime = h->lifetime;
     t->deadline = h->lifetime > 0 ? t->last + h->lifetime : 0;
     t->nohalfclose = h->nohalfclose;
+    t->zero_copy = h->zero_copy;
     t->up0 = h->up;
     t->down0 = h->down;
     t->limits = h->limits;
@@ -656,9 +787,14 @@ static void stop_reactors(void)
         }
     }
     for (i = 0; i < ct_nreactors; i++) {
+        ct_rpipe *rp;
+
         (void)apr_thread_join(&rv, ct_reactors[i].thread);
         close(ct_reactors[i].epfd);
         close(ct_reactors[i].evfd);
+        for (rp = ct_reactors[i].free_pipes; rp != NULL; rp = rp->next) {
+            ct_pipe_close(&rp->p);
+        }
     }
     ct_nreactors = 0;
 }

@@ -31,6 +31,7 @@ typedef struct ct_handoff_s {
     apr_interval_time_t idle;
     apr_interval_time_t lifetime;   /* 0: none */
     int nohalfclose;
+    int zero_copy;              /* splice(2) while bytes flow */
     apr_time_t start;           /* when the CONNECT arrived */
     apr_off_t up;               /* bytes already moved in the worker */
     apr_off_t down;

@@ -457,8 +457,10 @@ static ct_end pump_down(ct_tunnel *t)
     if (len > 0) {
         t->down.bytes += (apr_off_t)len;
         t->moved = 1;
-        if (send_client(t, t->buf, len) != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00043)
+        apr_status_t wrv = send_client(t, t->buf, len);
+
+        if (wrv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, wrv, t->r, CT_LOGNO(00043)
                           "writing to the client failed");
             return CT_END_CLIENT_ERROR;
         }

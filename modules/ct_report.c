@@ -104,8 +104,10 @@ int ct_report_refusal(request_rec *r, int status, const char *type,
     apr_table_setn(r->err_headers_out, "Proxy-Status",
                    apr_pstrcat(r->pool, proxy_name(r), "; error=", type,
                                NULL));
+    /* httpd appends the note right after its own sentence. */
     apr_table_setn(r->notes, "error-notes",
-                   ap_escape_html(r->pool, sentence));
+                   apr_pstrcat(r->pool, " ", ap_escape_html(r->pool,
+                                                            sentence), NULL));
     apr_table_setn(r->notes, "verbose-error-to", "*");
     return status;
 }
@@ -139,28 +141,21 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
     rec.down = down;
     rec.start = r->request_time;
     rec.stop = apr_time_now();
-    ct_report_record(&rec);
-    ct_stats_closed(CT_IN_WORKER, up, down);
     apr_table_setn(r->notes, CT_NOTE_BYTES_UP,
                    apr_off_t_toa(r->pool, up));
     apr_table_setn(r->notes, CT_NOTE_BYTES_DOWN,
                    apr_off_t_toa(r->pool, down));
-    apr_table_setn(r->notes, CT_NOTE_END, ct_end_name(end));
-    apr_table_setn(r->notes, CT_NOTE_MODE, "worker");
-    if (end == CT_END_IDLE || end == CT_END_LIFETIME) {
-        ct_report_expired(r->server, &rec, end,
-                          end == CT_END_IDLE ? idle : lifetime);
-        return;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00051)
-                  "tunnel to %s ended (%s): up %" APR_OFF_T_FMT
-                  ", down %" APR_OFF_T_FMT " bytes", target,
-                  ct_end_name(end), up, down);
+    apr_table_setn(r->notes, CT_NOTE_END, rec.end);
+    apr_table_setn(r->notes, CT_NOTE_MODE, rec.mode);
+    ct_report_finished(r->server, &rec, end,
+                       end == CT_END_IDLE ? idle : lifetime);
+    ct_stats_closed(CT_IN_WORKER, up, down);
 }
 
-void ct_report_expired(server_rec *s, const ct_tunnel_record *rec,
-                       ct_end end, apr_interval_time_t limit)
+void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
+                        ct_end end, apr_interval_time_t limit)
 {
+    ct_report_record(rec);
     if (end == CT_END_IDLE) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00050)
                      "tunnel from %s to %s closed: idle for %"
@@ -168,14 +163,22 @@ void ct_report_expired(server_rec *s, const ct_tunnel_record *rec,
                      ", down %" APR_OFF_T_FMT " bytes)", rec->client,
                      rec->target, apr_time_as_msec(limit), rec->mode,
                      rec->up, rec->down);
-        return;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00052)
-                 "tunnel from %s to %s closed: maximum lifetime of %"
-                 APR_TIME_T_FMT " ms reached (%s; up %" APR_OFF_T_FMT
-                 ", down %" APR_OFF_T_FMT " bytes)", rec->client,
-                 rec->target, apr_time_as_msec(limit), rec->mode, rec->up,
-                 rec->down);
+    else if (end == CT_END_LIFETIME) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00052)
+                     "tunnel from %s to %s closed: maximum lifetime of %"
+                     APR_TIME_T_FMT " ms reached (%s; up %" APR_OFF_T_FMT
+                     ", down %" APR_OFF_T_FMT " bytes)", rec->client,
+                     rec->target, apr_time_as_msec(limit), rec->mode,
+                     rec->up, rec->down);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, CT_LOGNO(00051)
+                     "tunnel to %s ended (%s; %s): up %" APR_OFF_T_FMT
+                     ", down %" APR_OFF_T_FMT " bytes, client %s",
+                     rec->target, rec->end, rec->mode, rec->up, rec->down,
+                     rec->client);
+    }
 }
 
 void ct_report_handed_off(request_rec *r, ct_tunnel *t)

@@ -20,6 +20,7 @@
 #define CT_NOTE_END         "tunnel-end"
 #define CT_NOTE_ADDRESS     "tunnel-address"
 #define CT_NOTE_MODE        "tunnel-mode"
+#define CT_NOTE_UPSTREAM_FAILED "tunnel-upstream-failed"
 
 /* RFC 9209 error types this module reports in Proxy-Status. */
 #define CT_PS_REQUEST_ERROR     "http_request_error"
@@ -86,11 +87,12 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
                    apr_interval_time_t lifetime);
 
 /**
- * Log at info that a tunnel was closed by its idle timeout or maximum
- * lifetime (limit: the one that applied), in either relay.
+ * A tunnel ended, in either relay: write its end-of-tunnel record and log
+ * it (at info when its idle timeout or lifetime closed it: limit is the
+ * one that applied; else at debug).
  */
-void ct_report_expired(server_rec *s, const ct_tunnel_record *rec,
-                       ct_end end, apr_interval_time_t limit);
+void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
+                        ct_end end, apr_interval_time_t limit);
 
 /**
  * Record that the tunnel went on in a reactor: the notes say so, since

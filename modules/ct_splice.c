@@ -41,7 +41,23 @@ static apr_status_t pipe_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+void ct_pipe_close(ct_pipe *pp)
+{
+    (void)pipe_cleanup(pp);
+}
+
 apr_status_t ct_pipe_open(apr_pool_t *p, ct_pipe *pp, apr_size_t size)
+{
+    apr_status_t rv = ct_pipe_open_raw(pp, size);
+
+    if (rv == APR_SUCCESS) {
+        apr_pool_cleanup_register(p, pp, pipe_cleanup,
+                                  apr_pool_cleanup_null);
+    }
+    return rv;
+}
+
+apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size)
 {
     int fds[2];
     int got;
@@ -53,7 +69,6 @@ apr_status_t ct_pipe_open(apr_pool_t *p, ct_pipe *pp, apr_size_t size)
     }
     pp->rfd = fds[0];
     pp->wfd = fds[1];
-    apr_pool_cleanup_register(p, pp, pipe_cleanup, apr_pool_cleanup_null);
     /* A larger pipe means fewer calls; the kernel may round or refuse. */
     got = fcntl(pp->wfd, F_SETPIPE_SZ, (int)size);
     if (got < 0) {
@@ -146,9 +161,19 @@ int ct_splice_supported(void)
 apr_status_t ct_pipe_open(apr_pool_t *p, ct_pipe *pp, apr_size_t size)
 {
     (void)p;
+    return ct_pipe_open_raw(pp, size);
+}
+
+apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size)
+{
     (void)size;
     pp->rfd = pp->wfd = -1;
     return APR_ENOTIMPL;
+}
+
+void ct_pipe_close(ct_pipe *pp)
+{
+    (void)pp;
 }
 
 apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t *n)

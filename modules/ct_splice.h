@@ -33,6 +33,17 @@ int ct_splice_supported(void);
 apr_status_t ct_pipe_open(apr_pool_t *p, ct_pipe *pp, apr_size_t size);
 
 /**
+ * Open a pipe like ct_pipe_open(), closed only by ct_pipe_close(): for
+ * owners that keep pipes on a free list.
+ */
+apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size);
+
+/**
+ * Close a pipe opened by ct_pipe_open_raw().
+ */
+void ct_pipe_close(ct_pipe *pp);
+
+/**
  * Move what the socket src has into the pipe (at most its capacity).
  * @return APR_SUCCESS with *n > 0, APR_EOF, APR_EAGAIN or an error
  */

@@ -13,6 +13,7 @@
 
 #include "http_protocol.h"
 #include "mod_status.h"
+#include "unixd.h"
 
 #include "ct_private.h"
 #include "ct_stats.h"
@@ -27,16 +28,32 @@ typedef struct {
     volatile apr_uint64_t bytes_down;
 } ct_counters;
 
+/* Where the shared segment's address survives restarts. */
+#define CT_STATS_KEY "mod_connect_tunnel-counters"
+
 /* Until post_config, and if the segment cannot be had, a private copy. */
 static ct_counters ct_private_counters;
 static ct_counters *ct_counts = &ct_private_counters;
 
 apr_status_t ct_stats_post_config(apr_pool_t *pconf, server_rec *s)
 {
+    ct_counters **kept;
     apr_shm_t *shm;
     apr_status_t rv;
 
-    rv = apr_shm_create(&shm, sizeof(ct_counters), NULL, pconf);
+    (void)pconf;
+    /* Old children drain their tunnels through a graceful restart, so
+     * the counters outlive configurations: made once, in the process
+     * pool, and cleared only when the MPM starts afresh. */
+    kept = ap_retained_data_get(CT_STATS_KEY);
+    if (kept != NULL) {
+        ct_counts = *kept;
+        if (!ct_restart_was_graceful()) {
+            memset((void *)ct_counts, 0, sizeof(*ct_counts));
+        }
+        return APR_SUCCESS;
+    }
+    rv = apr_shm_create(&shm, sizeof(ct_counters), NULL, s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CT_LOGNO(00007)
                      "no shared memory for tunnel counters: each child "
@@ -46,7 +63,14 @@ apr_status_t ct_stats_post_config(apr_pool_t *pconf, server_rec *s)
     }
     ct_counts = apr_shm_baseaddr_get(shm);
     memset((void *)ct_counts, 0, sizeof(*ct_counts));
+    kept = ap_retained_data_create(CT_STATS_KEY, sizeof(*kept));
+    *kept = (ct_counters *)ct_counts;
     return APR_SUCCESS;
+}
+
+int ct_restart_was_graceful(void)
+{
+    return ap_unixd_mpm_get_retained_data()->was_graceful;
 }
 
 void ct_stats_opened(ct_place place)

@@ -25,6 +25,12 @@ typedef enum {
 apr_status_t ct_stats_post_config(apr_pool_t *pconf, server_rec *s);
 
 /**
+ * Whether the MPM's last restart was graceful (old children live on):
+ * shared state made for the previous generation is still in use.
+ */
+int ct_restart_was_graceful(void);
+
+/**
  * A tunnel opened in place.
  */
 void ct_stats_opened(ct_place place);
