@@ -25,7 +25,8 @@ use CT::Raw qw(read_head);
 our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
                     wait_until access_lines tunnel_records log_lines
                     children_of fd_count rss_kb churn free_port
-                    status_auto http_get write_all mark_logs);
+                    status_auto http_get write_all mark_logs
+                    holders);
 
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
@@ -368,6 +369,31 @@ sub rss_kb {
         return $1 if /^VmRSS:\s+(\d+)/;
     }
     return;
+}
+
+# PIDs among @pids holding a TCP socket connected to 127.0.0.1:$port
+# (found through /proc/net/tcp and the processes' descriptors).
+sub holders {
+    my ($port, @pids) = @_;
+    my %inode;
+    my $remote = sprintf '0100007F:%04X', $port;
+    open my $fh, '<', '/proc/net/tcp' or return ();
+    while (<$fh>) {
+        my @f = split;
+        $inode{ $f[9] } = 1 if ($f[2] // '') eq $remote && $f[9];
+    }
+    my @held;
+    for my $pid (@pids) {
+        opendir my $d, "/proc/$pid/fd" or next;
+        for my $fd (readdir $d) {
+            my $link = readlink "/proc/$pid/fd/$fd" // next;
+            if ($link =~ /^socket:\[(\d+)\]$/ && $inode{$1}) {
+                push @held, $pid;
+                last;
+            }
+        }
+    }
+    return @held;
 }
 
 # A port nothing listens on right now.

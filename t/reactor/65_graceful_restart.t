@@ -18,7 +18,7 @@ use Time::HiRes qw(sleep);
 use CT::Raw qw(vhost_port);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
                    wait_until tunnel_records log_lines status_auto
-                   http_get mark_logs);
+                   http_get mark_logs children_of holders);
 
 plan tests => 14, need_module('status');
 
@@ -48,6 +48,19 @@ ok +($st{ConnectTunnelsLive} // 0) >= 20,
    'mod_status counts them before the restart'
    or diag explain \%st;
 
+# The new generation needs a scoreboard slot that no draining child
+# holds: with the suite's ServerLimit all may carry some of the 20 (as
+# with stock, where busy workers hold them).
+my @held = holders($origin->port('echo'), children_of($parent));
+my $limit = 16;
+if (open my $xc, '<', Apache::Test::config()->{vars}->{t_conf}
+                      . '/extra.conf') {
+    /^\s*ServerLimit\s+(\d+)/ and $limit = $1 while <$xc>;
+}
+my $room = $limit - @held;
+diag 'children carrying the tunnels: ' . join(' ', @held)
+     . " (ServerLimit $limit)";
+
 ok kill('USR1', $parent), "SIGUSR1 sent to the server's parent ($parent)";
 my $restarted = wait_until(sub {
     scalar log_lines(qr/resuming normal operations/);
@@ -59,14 +72,25 @@ my $i = 0;
 my @dead = grep { !echo_ok($_, 'after ' . ++$i . "\n", 5) } @s;
 is scalar @dead, 0, 'all 20 tunnels still echo after the restart';
 
-my ($new, $status) = tunnel($proxy, $target);
-ok $new && $status == 200 && echo_ok($new, "new\n"),
-   'a new CONNECT works after the restart';
+my ($new, $status);
+SKIP: {
+    skip 'the old children carrying the tunnels fill all ' . $limit
+         . ' scoreboard slots: no room for the new generation yet', 1
+        if $room < 1;
+    ($new, $status) = tunnel($proxy, $target);
+    ok $new && $status == 200 && echo_ok($new, "new\n"),
+       'a new CONNECT works after the restart';
+}
+my $n = 20 + ($new ? 1 : 0);
 
-%st = status_auto($proxy);
-ok +($st{ConnectTunnelsLive} // 0) >= 21,
-   'mod_status still counts the 20 old tunnels and the new one as live'
-   or diag 'ConnectTunnelsLive: ' . ($st{ConnectTunnelsLive} // '-');
+SKIP: {
+    skip 'no room for a status request in the new generation', 1
+        if $room < 1;
+    %st = status_auto($proxy);
+    ok +($st{ConnectTunnelsLive} // 0) >= $n,
+       "mod_status still counts the 20 old tunnels as live (and the new)"
+       or diag 'ConnectTunnelsLive: ' . ($st{ConnectTunnelsLive} // '-');
+}
 
 if ($want eq 'reactor') {
     my $draining = wait_until(sub {
@@ -77,11 +101,15 @@ if ($want eq 'reactor') {
     }, 5);
     is $draining, 20,
        'the old children log that they drain the 20 tunnels (CT00075)';
-    %st = status_auto($proxy);
-    ok +($st{ConnectTunnelsDrainingChildren} // 0) >= 1,
-       'mod_status shows the draining children'
-       or diag 'ConnectTunnelsDrainingChildren: '
-               . ($st{ConnectTunnelsDrainingChildren} // '-');
+    SKIP: {
+        skip 'no room for a status request in the new generation', 1
+            if $room < 1;
+        %st = status_auto($proxy);
+        ok +($st{ConnectTunnelsDrainingChildren} // 0) >= 1,
+           'mod_status shows the draining children'
+           or diag 'ConnectTunnelsDrainingChildren: '
+                   . ($st{ConnectTunnelsDrainingChildren} // '-');
+    }
 }
 else {
     pass 'tunnels in workers: no reactor to drain';
@@ -96,14 +124,14 @@ for my $s (@s, $new) {
     $ended++ if $eof;
     close $s;
 }
-is $ended, 21, 'every tunnel ends cleanly at the client\'s half-close';
+is $ended, $n, 'every tunnel ends cleanly at the client\'s half-close';
 my $recs = wait_until(sub {
     my @r = tunnel_records($target);
-    @r >= 21 ? \@r : undef;
+    @r >= $n ? \@r : undef;
 });
 is scalar(grep { $_->{end} eq 'closed' && $_->{mode} eq $want }
-           @{ $recs // [] }), 21,
-   "tunnels_log: 21 records end=closed mode=$want";
+           @{ $recs // [] }), $n,
+   "tunnels_log: $n records end=closed mode=$want";
 
 # The server is healthy for the tests that follow.
 my ($gs, $body) = http_get($proxy, '/index.html');
