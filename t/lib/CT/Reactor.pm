@@ -571,7 +571,8 @@ sub libexecdir {
 # appended to the base configuration (which already has the forward
 # proxy for loopback targets and logs in the directory), mode => the
 # relay to configure ('reactor', 'worker', 'filter'; default: the
-# suite's).  Dies when it does not come up in 15 s.
+# suite's), nofile => the server's descriptor limit (soft and hard).
+# Dies when it does not come up in 15 s.
 sub start {
     my ($class, %o) = @_;
     my $vars = Apache::Test::config()->{vars};
@@ -634,10 +635,14 @@ EOC
     if ($pid == 0) {
         open STDOUT, '>>', "$dir/stdout";
         open STDERR, '>>', "$dir/stdout";
+        my @cmd = ($vars->{httpd}, '-DFOREGROUND', '-d', $dir,
+                   '-f', "$dir/httpd.conf");
+        # A descriptor limit (soft and hard) for the server, if asked.
+        unshift @cmd, 'sh', '-c', "ulimit -n $o{nofile} && exec \"\$@\"",
+                      'sh' if $o{nofile};
         {
             no warnings q(exec);
-            exec $vars->{httpd}, q(-DFOREGROUND), q(-d), $dir,
-                 q(-f), "$dir/httpd.conf";
+            exec @cmd;
         }
         POSIX::_exit(127);
     }
