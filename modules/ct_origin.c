@@ -43,7 +43,7 @@ static void add_local(apr_array_header_t *local, int family, const void *raw)
     ct_net_from_raw(family, raw, net);
 }
 
-/* Every address of every interface: what a wildcard Listen accepts on. */
+/* Every address of every interface of this host. */
 static void add_interfaces(apr_array_header_t *local, server_rec *s)
 {
     struct ifaddrs *ifs, *ifa;
@@ -73,24 +73,18 @@ static void add_interfaces(apr_array_header_t *local, server_rec *s)
 void ct_origin_local_addresses(apr_pool_t *p, server_rec *s)
 {
     ap_listen_rec *lr;
-    int wildcard = 0;
 
     ct_local = apr_array_make(p, 8, sizeof(ct_net));
     for (lr = ap_listeners; lr != NULL; lr = lr->next) {
         apr_sockaddr_t *sa = lr->bind_addr;
-        ct_net net;
 
-        ct_net_from_raw(sa->family, sa->ipaddr_ptr, &net);
-        if (ct_default_denies(&net, NULL) != NULL) {
-            /* 0.0.0.0 or [::]: every interface; loopback: denied anyway */
-            wildcard |= apr_sockaddr_is_wildcard(sa);
-            continue;
+        if (!apr_sockaddr_is_wildcard(sa)) {
+            add_local(ct_local, sa->family, sa->ipaddr_ptr);
         }
-        *(ct_net *)apr_array_push(ct_local) = net;
     }
-    if (wildcard) {
-        add_interfaces(ct_local, s);
-    }
+    /* Every address of this host, whatever httpd listens on: services
+     * bound to 0.0.0.0 answer on all of them, as on loopback. */
+    add_interfaces(ct_local, s);
 }
 
 const char *ct_origin_address_denied(apr_pool_t *p,

@@ -37,8 +37,8 @@ typedef struct {
 } ct_origin;
 
 /**
- * Learn the addresses this server listens on (every interface address
- * when it listens on a wildcard): the built-in guard denies them.
+ * Learn this host's own addresses (every interface's, and those httpd
+ * listens on): the built-in guard denies them.
  */
 void ct_origin_local_addresses(apr_pool_t *p, server_rec *s);
 

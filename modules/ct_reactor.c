@@ -7,10 +7,8 @@
  * Every tunnel in a worker pins a thread for its whole life; the MPM
  * closes a connection marked aborted without shutdown(), so a worker can
  * dup the client socket, give both sockets to a reactor and return.  A
- * reactor is a level-triggered epoll loop over plain sockets.  Idle
- * tunnels hold only a record from a free list: the read buffer belongs to
- * the thread, and a buffer is taken from a free list only while a write
- * is partial (backpressure: the source is not read until it drains).
+ * reactor is a level-triggered epoll loop (the relaying of one tunnel is
+ * in ct_rtunnel.c); idle tunnels hold only a record from a free list.
  * Timeouts are swept twice a second.  A graceful child exit waits for the
  * tunnels to end (bounded); a hard stop closes them at once.
  */
@@ -28,10 +26,11 @@
 #include "ct_report.h"
 #include "ct_stats.h"
 #include "ct_limits.h"
-#include "ct_splice.h"
 #include "ct_reactor.h"
 
 #if defined(__linux__)
+
+#include "ct_reactor_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,105 +40,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-/* Largest number of reactor threads a child runs. */
-#define CT_REACTOR_MAX 16
-
-/* Events taken from epoll per wake-up. */
-#define CT_EVENTS 256
-
-/* How often timeouts are checked. */
-#define CT_SWEEP apr_time_from_msec(500)
-
-/* Records are carved from the reactor's pool this many at a time. */
-#define CT_SLAB 64
-
-/* Descriptors a child keeps for everything but handed-off tunnels. */
-#define CT_FD_RESERVE 256
-
-/* Steps of a tunnel's two directions per wake-up. */
-#define CT_ROUNDS 16
-
-typedef struct ct_reactor ct_reactor;
-typedef struct ct_rtunnel ct_rtunnel;
-
-/* A buffer holding the rest of a partial write. */
-typedef struct ct_rbuf {
-    struct ct_rbuf *next;       /* on the free list */
-    char data[CT_REACTOR_BUFSIZE];
-} ct_rbuf;
-
-/* Pipes kept for reuse by a reactor, beyond which they are closed. */
-#define CT_SPARE_PIPES 32
-
-/* A pipe for splicing, lent to a direction only while bytes flow. */
-typedef struct ct_rpipe {
-    struct ct_rpipe *next;
-    ct_pipe p;
-} ct_rpipe;
-
-/* One direction: dir[0] reads the client and writes the origin. */
-typedef struct {
-    ct_rpipe *pipe;             /* zero-copy, while bytes flow */
-    ct_rbuf *pend;
-    apr_uint32_t off;
-    apr_uint32_t len;
-    apr_uint64_t bytes;
-    unsigned int eof:1;
-    unsigned int shut:1;
-} ct_rdir;
-
-/* What epoll hands back: the tunnel and which of its sockets. */
-typedef struct {
-    ct_rtunnel *t;
-    int side;
-} ct_rside;
-
-struct ct_rtunnel {
-    ct_rtunnel *next;           /* live list or free list */
-    ct_rtunnel *prev;
-    ct_reactor *owner;
-    int fd[2];                  /* client, origin */
-    apr_uint32_t ev[2];         /* events registered, or 0 */
-    int registered[2];
-    int hup[2];                 /* the socket hung up: only reads left */
-    ct_rside side[2];
-    ct_rdir dir[2];
-    apr_time_t start;
-    apr_time_t last;            /* last payload byte either way */
-    apr_time_t deadline;        /* maximum lifetime, or 0 */
-    apr_interval_time_t idle;
-    apr_interval_time_t lifetime;
-    apr_off_t up0;              /* moved before the hand-off */
-    apr_off_t down0;
-    int nohalfclose;
-    int zero_copy;
-    ct_limit_hold limits;       /* given back when it ends */
-    ct_end end;                 /* CT_END_NONE while it runs */
-    char client[48];
-    char target[CT_REACTOR_TEXT];
-    char address[64];
-};
-
-struct ct_reactor {
-    apr_thread_t *thread;
-    apr_pool_t *pool;           /* records and buffers, under lock */
-    apr_thread_mutex_t *lock;
-    int epfd;
-    int evfd;                   /* wakes the loop: new tunnels, stop */
-    ct_rside wake;              /* epoll data of evfd */
-    ct_rtunnel *incoming;       /* submitted, not yet adopted (lock) */
-    ct_rtunnel *free;           /* free records (lock) */
-    ct_rbuf *free_bufs;         /* (lock) */
-    ct_rpipe *free_pipes;       /* open, empty: reactor thread only */
-    ct_rpipe *spare_pipes;      /* closed records for reuse */
-    int nfree_pipes;
-    ct_rtunnel *live;           /* reactor thread only */
-    ct_rtunnel *dead;           /* closed in this batch, freed after it */
-    char *scratch;
-    volatile apr_uint32_t count;    /* tunnels it holds */
-    volatile apr_uint32_t stop;     /* close everything and exit */
-};
-
 static ct_reactor ct_reactors[CT_REACTOR_MAX];
 static int ct_nreactors;
 static volatile apr_uint32_t ct_reserved;  /* places taken, child-wide */
@@ -148,302 +48,6 @@ static volatile apr_uint32_t ct_stopping;
 static int ct_graceful;
 static apr_interval_time_t ct_drain;
 static server_rec *ct_server;
-
-static void unregister(ct_rtunnel *t, int side)
-{
-    if (t->registered[side]) {
-        (void)epoll_ctl(t->owner->epfd, EPOLL_CTL_DEL, t->fd[side], NULL);
-        t->registered[side] = 0;
-    }
-}
-
-static int set_events(ct_rtunnel *t, int side, apr_uint32_t events)
-{
-    struct epoll_event ev;
-    int op;
-
-    if (t->hup[side]) {
-        /* A hung-up socket reports HUP for as long as it is watched:
-         * watch it only while there is still something to read. */
-        events &= EPOLLIN;
-        if (events == 0) {
-            unregister(t, side);
-            return 0;
-        }
-    }
-    if (t->registered[side] && t->ev[side] == events) {
-        return 0;
-    }
-    ev.events = events;
-    ev.data.ptr = &t->side[side];
-    op = t->registered[side] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(t->owner->epfd, op, t->fd[side], &ev) != 0) {
-        return errno;
-    }
-    t->registered[side] = 1;
-    t->ev[side] = events;
-    return 0;
-}
-
-/* Buffers are shared by the reactor thread and submitting workers. */
-static ct_rbuf *take_buf(ct_reactor *re)
-{
-    ct_rbuf *b;
-
-    apr_thread_mutex_lock(re->lock);
-    b = re->free_bufs;
-    if (b) {
-        re->free_bufs = b->next;
-    }
-    else {
-        b = apr_palloc(re->pool, sizeof(*b));
-    }
-    apr_thread_mutex_unlock(re->lock);
-    return b;
-}
-
-static void give_buf(ct_reactor *re, ct_rdir *d)
-{
-    if (d->pend) {
-        apr_thread_mutex_lock(re->lock);
-        d->pend->next = re->free_bufs;
-        re->free_bufs = d->pend;
-        apr_thread_mutex_unlock(re->lock);
-        d->pend = NULL;
-    }
-    d->off = d->len = 0;
-}
-
-/* A pipe for a direction about to read; NULL if none can be had. */
-static ct_rpipe *take_pipe(ct_reactor *re)
-{
-    ct_rpipe *rp = re->free_pipes;
-
-    if (rp) {
-        re->free_pipes = rp->next;
-        re->nfree_pipes--;
-        return rp;
-    }
-    if ((rp = re->spare_pipes) != NULL) {
-        re->spare_pipes = rp->next;
-    }
-    else {
-        apr_thread_mutex_lock(re->lock);
-        rp = apr_palloc(re->pool, sizeof(*rp));
-        apr_thread_mutex_unlock(re->lock);
-    }
-    if (ct_pipe_open_raw(&rp->p, CT_REACTOR_BUFSIZE) != APR_SUCCESS) {
-        rp->next = re->spare_pipes;
-        re->spare_pipes = rp;
-        return NULL;
-    }
-    return rp;
-}
-
-/* An idle direction holds no pipe; one with bytes inside is closed. */
-static void give_pipe(ct_reactor *re, ct_rdir *d)
-{
-    ct_rpipe *rp = d->pipe;
-
-    if (rp == NULL) {
-        return;
-    }
-    d->pipe = NULL;
-    if (rp->p.pending == 0 && re->nfree_pipes < CT_SPARE_PIPES) {
-        rp->next = re->free_pipes;
-        re->free_pipes = rp;
-        re->nfree_pipes++;
-        return;
-    }
-    ct_pipe_close(&rp->p);
-    rp->next = re->spare_pipes;
-    re->spare_pipes = rp;
-}
-
-/* Bytes a direction holds for its sink. */
-static apr_size_t held(const ct_rdir *d)
-{
-    return d->len + (d->pipe ? d->pipe->p.pending : 0);
-}
-
-/* Write what the direction's pipe holds; 0, EAGAIN or an error. */
-static int flush_pipe(ct_rtunnel *t, ct_rdir *d, int dst)
-{
-    apr_size_t n;
-    apr_status_t rv;
-
-    while (d->pipe && d->pipe->p.pending > 0) {
-        rv = ct_splice_out(&d->pipe->p, dst, &n);
-        d->bytes += n;
-        if (n > 0) {
-            t->last = apr_time_now();
-        }
-        if (rv != APR_SUCCESS) {
-            return APR_STATUS_IS_EAGAIN(rv) ? EAGAIN : rv;
-        }
-        if (n == 0) {
-            return EAGAIN;
-        }
-    }
-    return 0;
-}
-
-/* Read into a pipe and pass it on; the pipe goes back when idle. */
-static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
-                          ct_end src_err, ct_end dst_err, int *moved)
-{
-    apr_size_t n;
-    apr_status_t rv;
-    int err;
-
-    rv = ct_splice_in(&d->pipe->p, src, &n);
-    if (rv == APR_SUCCESS) {
-        *moved = 1;
-        t->last = apr_time_now();
-        err = flush_pipe(t, d, dst);
-        return err == 0 || err == EAGAIN ? CT_END_NONE : dst_err;
-    }
-    if (APR_STATUS_IS_EOF(rv)) {
-        d->eof = 1;
-        *moved = 1;
-    }
-    else if (!APR_STATUS_IS_EAGAIN(rv)) {
-        return src_err;
-    }
-    give_pipe(t->owner, d);
-    return CT_END_NONE;
-}
-
-/* Write what the direction holds; 0, EAGAIN or an error. */
-static int flush_dir(ct_rtunnel *t, ct_rdir *d, int dst)
-{
-    while (d->len > 0) {
-        ssize_t n = send(dst, d->pend->data + d->off, d->len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n < 0) {
-            return errno == EINTR ? 0 : errno;
-        }
-        d->off += (apr_uint32_t)n;
-        d->len -= (apr_uint32_t)n;
-        d->bytes += (apr_uint64_t)n;
-        t->last = apr_time_now();
-    }
-    give_buf(t->owner, d);
-    return 0;
-}
-
-/* One step of direction i; sets *moved when anything happened. */
-static ct_end step(ct_rtunnel *t, int i, int *moved)
-{
-    ct_rdir *d = &t->dir[i];
-    int src = t->fd[i], dst = t->fd[1 - i];
-    ct_end src_err = i == 0 ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
-    ct_end dst_err = i == 0 ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
-    ssize_t n, put;
-    int rv;
-
-    if (d->len > 0) {
-        rv = flush_dir(t, d, dst);
-        if (rv != 0 && rv != EAGAIN && rv != EWOULDBLOCK) {
-            return dst_err;
-        }
-        if (d->len > 0) {
-            return CT_END_NONE;
-        }
-        *moved = 1;
-    }
-    if (d->pipe && d->pipe->p.pending > 0) {
-        rv = flush_pipe(t, d, dst);
-        if (rv != 0 && rv != EAGAIN) {
-            return dst_err;
-        }
-        if (d->pipe->p.pending > 0) {
-            return CT_END_NONE;
-        }
-        *moved = 1;
-    }
-    if (d->eof) {
-        give_pipe(t->owner, d);
-        if (!d->shut) {
-            if (t->nohalfclose) {
-                return CT_END_HALF_CLOSED;
-            }
-            (void)shutdown(dst, SHUT_WR);
-            d->shut = 1;
-            *moved = 1;
-        }
-        return CT_END_NONE;
-    }
-    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
-        return splice_step(t, d, src, dst, src_err, dst_err, moved);
-    }
-    n = recv(src, t->owner->scratch, CT_REACTOR_BUFSIZE, MSG_DONTWAIT);
-    if (n == 0) {
-        d->eof = 1;
-        *moved = 1;
-        return CT_END_NONE;
-    }
-    if (n < 0) {
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-               ? CT_END_NONE : src_err;
-    }
-    *moved = 1;
-    t->last = apr_time_now();
-    put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (put < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return dst_err;
-        }
-        put = 0;
-    }
-    d->bytes += (apr_uint64_t)put;
-    if (put < n) {
-        /* The sink is full: keep the rest, read no more until it drains. */
-        d->pend = take_buf(t->owner);
-        d->off = 0;
-        d->len = (apr_uint32_t)(n - put);
-        memcpy(d->pend->data, t->owner->scratch + put, d->len);
-    }
-    return CT_END_NONE;
-}
-
-/* Move what can move; register what each socket waits for. */
-static ct_end pump(ct_rtunnel *t)
-{
-    ct_end end;
-    int round, moved = 1, side, rv;
-
-    for (round = 0; moved && round < CT_ROUNDS; round++) {
-        moved = 0;
-        if ((end = step(t, 0, &moved)) != CT_END_NONE
-            || (end = step(t, 1, &moved)) != CT_END_NONE) {
-            return end;
-        }
-    }
-    if (t->dir[0].shut && t->dir[1].shut) {
-        return CT_END_CLOSED;
-    }
-    for (side = 0; side < 2; side++) {
-        ct_rdir *in = &t->dir[side], *out = &t->dir[1 - side];
-        apr_uint32_t events = 0;
-
-        if (!in->eof && held(in) == 0) {
-            events |= EPOLLIN;
-        }
-        if (held(out) > 0) {
-            events |= EPOLLOUT;
-        }
-        if ((rv = set_events(t, side, events)) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, ct_server,
-                         CT_LOGNO(00070) "reactor: epoll_ctl failed");
-            return CT_END_INTERNAL;
-        }
-    }
-    /* Still more to read after CT_ROUNDS: level-triggered epoll says so
-     * again at once. */
-    return CT_END_NONE;
-}
 
 static void record_end(ct_rtunnel *t)
 {
@@ -473,11 +77,10 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
     }
     t->end = end;
     for (i = 0; i < 2; i++) {
-        unregister(t, i);
+        ct_rtunnel_unwatch(t, i);
         close(t->fd[i]);
-        give_buf(re, &t->dir[i]);
-        give_pipe(re, &t->dir[i]);
     }
+    ct_rtunnel_release(t);
     record_end(t);
     ct_limits_release(&t->limits);
     if (t->prev) {
@@ -537,7 +140,7 @@ static void adopt(ct_reactor *re)
             re->live->prev = t;
         }
         re->live = t;
-        if ((end = pump(t)) != CT_END_NONE) {
+        if ((end = ct_rtunnel_pump(t)) != CT_END_NONE) {
             finish(re, t, end);
         }
     }
@@ -568,7 +171,7 @@ static void on_event(ct_reactor *re, struct epoll_event *ev)
             return;
         }
     }
-    end = pump(t);
+    end = ct_rtunnel_pump(t);
     if (end != CT_END_NONE) {
         finish(re, t, end);
     }
@@ -709,7 +312,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     apr_cpystrn(t->target, h->target, sizeof(t->target));
     apr_cpystrn(t->address, h->address, sizeof(t->address));
     if (h->early_len > 0) {
-        t->dir[0].pend = take_buf(re);
+        t->dir[0].pend = ct_rtunnel_take_buf(re);
         memcpy(t->dir[0].pend->data, h->early, h->early_len);
         t->dir[0].len = (apr_uint32_t)h->early_len;
     }
@@ -787,14 +390,10 @@ static void stop_reactors(void)
         }
     }
     for (i = 0; i < ct_nreactors; i++) {
-        ct_rpipe *rp;
-
         (void)apr_thread_join(&rv, ct_reactors[i].thread);
         close(ct_reactors[i].epfd);
         close(ct_reactors[i].evfd);
-        for (rp = ct_reactors[i].free_pipes; rp != NULL; rp = rp->next) {
-            ct_pipe_close(&rp->p);
-        }
+        ct_rtunnel_close_pipes(&ct_reactors[i]);
     }
     ct_nreactors = 0;
 }

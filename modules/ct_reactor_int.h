@@ -1,0 +1,147 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_reactor_int.h: what the reactor loop (ct_reactor.c) and the relaying
+ * of one handed-off tunnel (ct_rtunnel.c) share.  Linux only: epoll.
+ */
+
+#ifndef CT_REACTOR_INT_H
+#define CT_REACTOR_INT_H
+
+#include <sys/epoll.h>
+
+#include "apr_thread_proc.h"
+#include "apr_thread_mutex.h"
+
+#include "ct_relay.h"
+#include "ct_limits.h"
+#include "ct_splice.h"
+#include "ct_reactor.h"
+
+/* Largest number of reactor threads a child runs. */
+#define CT_REACTOR_MAX 16
+
+/* Events taken from epoll per wake-up. */
+#define CT_EVENTS 256
+
+/* How often timeouts are checked. */
+#define CT_SWEEP apr_time_from_msec(500)
+
+/* Records are carved from the reactor's pool this many at a time. */
+#define CT_SLAB 64
+
+/* Descriptors a child keeps for everything but handed-off tunnels. */
+#define CT_FD_RESERVE 256
+
+/* Steps of a tunnel's two directions per wake-up. */
+#define CT_ROUNDS 16
+
+typedef struct ct_reactor ct_reactor;
+typedef struct ct_rtunnel ct_rtunnel;
+
+/* A buffer holding the rest of a partial write. */
+typedef struct ct_rbuf {
+    struct ct_rbuf *next;       /* on the free list */
+    char data[CT_REACTOR_BUFSIZE];
+} ct_rbuf;
+
+/* Pipes kept for reuse by a reactor, beyond which they are closed. */
+#define CT_SPARE_PIPES 32
+
+/* A pipe for splicing, lent to a direction only while bytes flow. */
+typedef struct ct_rpipe {
+    struct ct_rpipe *next;
+    ct_pipe p;
+} ct_rpipe;
+
+/* One direction: dir[0] reads the client and writes the origin. */
+typedef struct {
+    ct_rpipe *pipe;             /* zero-copy, while bytes flow */
+    ct_rbuf *pend;
+    apr_uint32_t off;
+    apr_uint32_t len;
+    apr_uint64_t bytes;
+    unsigned int eof:1;
+    unsigned int shut:1;
+} ct_rdir;
+
+/* What epoll hands back: the tunnel and which of its sockets. */
+typedef struct {
+    ct_rtunnel *t;
+    int side;
+} ct_rside;
+
+struct ct_rtunnel {
+    ct_rtunnel *next;           /* live list or free list */
+    ct_rtunnel *prev;
+    ct_reactor *owner;
+    int fd[2];                  /* client, origin */
+    apr_uint32_t ev[2];         /* events registered, or 0 */
+    int registered[2];
+    int hup[2];                 /* the socket hung up: only reads left */
+    ct_rside side[2];
+    ct_rdir dir[2];
+    apr_time_t start;
+    apr_time_t last;            /* last payload byte either way */
+    apr_time_t deadline;        /* maximum lifetime, or 0 */
+    apr_interval_time_t idle;
+    apr_interval_time_t lifetime;
+    apr_off_t up0;              /* moved before the hand-off */
+    apr_off_t down0;
+    int nohalfclose;
+    int zero_copy;
+    ct_limit_hold limits;       /* given back when it ends */
+    ct_end end;                 /* CT_END_NONE while it runs */
+    char client[48];
+    char target[CT_REACTOR_TEXT];
+    char address[64];
+};
+
+struct ct_reactor {
+    apr_thread_t *thread;
+    apr_pool_t *pool;           /* records and buffers, under lock */
+    apr_thread_mutex_t *lock;
+    int epfd;
+    int evfd;                   /* wakes the loop: new tunnels, stop */
+    ct_rside wake;              /* epoll data of evfd */
+    ct_rtunnel *incoming;       /* submitted, not yet adopted (lock) */
+    ct_rtunnel *free;           /* free records (lock) */
+    ct_rbuf *free_bufs;         /* (lock) */
+    ct_rpipe *free_pipes;       /* open, empty: reactor thread only */
+    ct_rpipe *spare_pipes;      /* closed records for reuse */
+    int nfree_pipes;
+    ct_rtunnel *live;           /* reactor thread only */
+    ct_rtunnel *dead;           /* closed in this batch, freed after it */
+    char *scratch;
+    volatile apr_uint32_t count;    /* tunnels it holds */
+    volatile apr_uint32_t stop;     /* close everything and exit */
+};
+
+/**
+ * Move what can move in both directions and register what each socket
+ * waits for.  @return CT_END_NONE while the tunnel goes on
+ */
+ct_end ct_rtunnel_pump(ct_rtunnel *t);
+
+/**
+ * Stop watching one of the tunnel's sockets.
+ */
+void ct_rtunnel_unwatch(ct_rtunnel *t, int side);
+
+/**
+ * A partial-write buffer from the reactor's free list (any thread).
+ */
+ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re);
+
+/**
+ * Give back the buffers and pipes a finished tunnel holds.
+ */
+void ct_rtunnel_release(ct_rtunnel *t);
+
+/**
+ * Close the pipes a stopping reactor kept for reuse.
+ */
+void ct_rtunnel_close_pipes(ct_reactor *re);
+
+#endif /* CT_REACTOR_INT_H */

@@ -1,0 +1,340 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_rtunnel.c: relaying one handed-off tunnel inside a reactor.  Plain
+ * sockets on both sides: splice(2) through a pipe lent only while bytes
+ * flow, or read()/send() through the thread's scratch buffer, keeping the
+ * rest of a partial write in a buffer from a free list.  A direction that
+ * holds bytes reads no more until they are out (backpressure), so idle
+ * tunnels hold neither buffer nor pipe.
+ */
+
+#if defined(__linux__)
+
+#include <errno.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "apr_atomic.h"
+
+#include "ct_private.h"
+#include "ct_reactor_int.h"
+
+void ct_rtunnel_unwatch(ct_rtunnel *t, int side)
+{
+    if (t->registered[side]) {
+        (void)epoll_ctl(t->owner->epfd, EPOLL_CTL_DEL, t->fd[side], NULL);
+        t->registered[side] = 0;
+    }
+}
+
+static int set_events(ct_rtunnel *t, int side, apr_uint32_t events)
+{
+    struct epoll_event ev;
+    int op;
+
+    if (t->hup[side]) {
+        /* A hung-up socket reports HUP for as long as it is watched:
+         * watch it only while there is still something to read. */
+        events &= EPOLLIN;
+        if (events == 0) {
+            ct_rtunnel_unwatch(t, side);
+            return 0;
+        }
+    }
+    if (t->registered[side] && t->ev[side] == events) {
+        return 0;
+    }
+    ev.events = events;
+    ev.data.ptr = &t->side[side];
+    op = t->registered[side] ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(t->owner->epfd, op, t->fd[side], &ev) != 0) {
+        return errno;
+    }
+    t->registered[side] = 1;
+    t->ev[side] = events;
+    return 0;
+}
+
+/* Buffers are shared by the reactor thread and submitting workers. */
+ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re)
+{
+    ct_rbuf *b;
+
+    apr_thread_mutex_lock(re->lock);
+    b = re->free_bufs;
+    if (b) {
+        re->free_bufs = b->next;
+    }
+    else {
+        b = apr_palloc(re->pool, sizeof(*b));
+    }
+    apr_thread_mutex_unlock(re->lock);
+    return b;
+}
+
+static void give_buf(ct_reactor *re, ct_rdir *d)
+{
+    if (d->pend) {
+        apr_thread_mutex_lock(re->lock);
+        d->pend->next = re->free_bufs;
+        re->free_bufs = d->pend;
+        apr_thread_mutex_unlock(re->lock);
+        d->pend = NULL;
+    }
+    d->off = d->len = 0;
+}
+
+/* A pipe for a direction about to read; NULL if none can be had. */
+static ct_rpipe *take_pipe(ct_reactor *re)
+{
+    ct_rpipe *rp = re->free_pipes;
+
+    if (rp) {
+        re->free_pipes = rp->next;
+        re->nfree_pipes--;
+        return rp;
+    }
+    if ((rp = re->spare_pipes) != NULL) {
+        re->spare_pipes = rp->next;
+    }
+    else {
+        apr_thread_mutex_lock(re->lock);
+        rp = apr_palloc(re->pool, sizeof(*rp));
+        apr_thread_mutex_unlock(re->lock);
+    }
+    if (ct_pipe_open_raw(&rp->p, CT_REACTOR_BUFSIZE) != APR_SUCCESS) {
+        rp->next = re->spare_pipes;
+        re->spare_pipes = rp;
+        return NULL;
+    }
+    return rp;
+}
+
+/* An idle direction holds no pipe; one with bytes inside is closed. */
+static void give_pipe(ct_reactor *re, ct_rdir *d)
+{
+    ct_rpipe *rp = d->pipe;
+
+    if (rp == NULL) {
+        return;
+    }
+    d->pipe = NULL;
+    if (rp->p.pending == 0 && re->nfree_pipes < CT_SPARE_PIPES) {
+        rp->next = re->free_pipes;
+        re->free_pipes = rp;
+        re->nfree_pipes++;
+        return;
+    }
+    ct_pipe_close(&rp->p);
+    rp->next = re->spare_pipes;
+    re->spare_pipes = rp;
+}
+
+/* Bytes a direction holds for its sink. */
+static apr_size_t held(const ct_rdir *d)
+{
+    return d->len + (d->pipe ? d->pipe->p.pending : 0);
+}
+
+/* Write what the direction's pipe holds; 0, EAGAIN or an error. */
+static int flush_pipe(ct_rtunnel *t, ct_rdir *d, int dst)
+{
+    apr_size_t n;
+    apr_status_t rv;
+
+    while (d->pipe && d->pipe->p.pending > 0) {
+        rv = ct_splice_out(&d->pipe->p, dst, &n);
+        d->bytes += n;
+        if (n > 0) {
+            t->last = apr_time_now();
+        }
+        if (rv != APR_SUCCESS) {
+            return APR_STATUS_IS_EAGAIN(rv) ? EAGAIN : rv;
+        }
+        if (n == 0) {
+            return EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/* Read into a pipe and pass it on; the pipe goes back when idle. */
+static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
+                          ct_end src_err, ct_end dst_err, int *moved)
+{
+    apr_size_t n;
+    apr_status_t rv;
+    int err;
+
+    rv = ct_splice_in(&d->pipe->p, src, &n);
+    if (rv == APR_SUCCESS) {
+        *moved = 1;
+        t->last = apr_time_now();
+        err = flush_pipe(t, d, dst);
+        return err == 0 || err == EAGAIN ? CT_END_NONE : dst_err;
+    }
+    if (APR_STATUS_IS_EOF(rv)) {
+        d->eof = 1;
+        *moved = 1;
+    }
+    else if (!APR_STATUS_IS_EAGAIN(rv)) {
+        return src_err;
+    }
+    give_pipe(t->owner, d);
+    return CT_END_NONE;
+}
+
+/* Write what the direction holds; 0, EAGAIN or an error. */
+static int flush_dir(ct_rtunnel *t, ct_rdir *d, int dst)
+{
+    while (d->len > 0) {
+        ssize_t n = send(dst, d->pend->data + d->off, d->len,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n < 0) {
+            return errno == EINTR ? 0 : errno;
+        }
+        d->off += (apr_uint32_t)n;
+        d->len -= (apr_uint32_t)n;
+        d->bytes += (apr_uint64_t)n;
+        t->last = apr_time_now();
+    }
+    give_buf(t->owner, d);
+    return 0;
+}
+
+/* One step of direction i; sets *moved when anything happened. */
+static ct_end step(ct_rtunnel *t, int i, int *moved)
+{
+    ct_rdir *d = &t->dir[i];
+    int src = t->fd[i], dst = t->fd[1 - i];
+    ct_end src_err = i == 0 ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
+    ct_end dst_err = i == 0 ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
+    ssize_t n, put;
+    int rv;
+
+    if (d->len > 0) {
+        rv = flush_dir(t, d, dst);
+        if (rv != 0 && rv != EAGAIN && rv != EWOULDBLOCK) {
+            return dst_err;
+        }
+        if (d->len > 0) {
+            return CT_END_NONE;
+        }
+        *moved = 1;
+    }
+    if (d->pipe && d->pipe->p.pending > 0) {
+        rv = flush_pipe(t, d, dst);
+        if (rv != 0 && rv != EAGAIN) {
+            return dst_err;
+        }
+        if (d->pipe->p.pending > 0) {
+            return CT_END_NONE;
+        }
+        *moved = 1;
+    }
+    if (d->eof) {
+        give_pipe(t->owner, d);
+        if (!d->shut) {
+            if (t->nohalfclose) {
+                return CT_END_HALF_CLOSED;
+            }
+            (void)shutdown(dst, SHUT_WR);
+            d->shut = 1;
+            *moved = 1;
+        }
+        return CT_END_NONE;
+    }
+    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
+        return splice_step(t, d, src, dst, src_err, dst_err, moved);
+    }
+    n = recv(src, t->owner->scratch, CT_REACTOR_BUFSIZE, MSG_DONTWAIT);
+    if (n == 0) {
+        d->eof = 1;
+        *moved = 1;
+        return CT_END_NONE;
+    }
+    if (n < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+               ? CT_END_NONE : src_err;
+    }
+    *moved = 1;
+    t->last = apr_time_now();
+    put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (put < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return dst_err;
+        }
+        put = 0;
+    }
+    d->bytes += (apr_uint64_t)put;
+    if (put < n) {
+        /* The sink is full: keep the rest, read no more until it drains. */
+        d->pend = ct_rtunnel_take_buf(t->owner);
+        d->off = 0;
+        d->len = (apr_uint32_t)(n - put);
+        memcpy(d->pend->data, t->owner->scratch + put, d->len);
+    }
+    return CT_END_NONE;
+}
+
+/* Move what can move; register what each socket waits for. */
+ct_end ct_rtunnel_pump(ct_rtunnel *t)
+{
+    ct_end end;
+    int round, moved = 1, side, rv;
+
+    for (round = 0; moved && round < CT_ROUNDS; round++) {
+        moved = 0;
+        if ((end = step(t, 0, &moved)) != CT_END_NONE
+            || (end = step(t, 1, &moved)) != CT_END_NONE) {
+            return end;
+        }
+    }
+    if (t->dir[0].shut && t->dir[1].shut) {
+        return CT_END_CLOSED;
+    }
+    for (side = 0; side < 2; side++) {
+        ct_rdir *in = &t->dir[side], *out = &t->dir[1 - side];
+        apr_uint32_t events = 0;
+
+        if (!in->eof && held(in) == 0) {
+            events |= EPOLLIN;
+        }
+        if (held(out) > 0) {
+            events |= EPOLLOUT;
+        }
+        if ((rv = set_events(t, side, events)) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, NULL,
+                         CT_LOGNO(00070) "reactor: epoll_ctl failed");
+            return CT_END_INTERNAL;
+        }
+    }
+    /* Still more to read after CT_ROUNDS: level-triggered epoll says so
+     * again at once. */
+    return CT_END_NONE;
+}
+
+void ct_rtunnel_release(ct_rtunnel *t)
+{
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        give_buf(t->owner, &t->dir[i]);
+        give_pipe(t->owner, &t->dir[i]);
+    }
+}
+
+void ct_rtunnel_close_pipes(ct_reactor *re)
+{
+    ct_rpipe *rp;
+
+    for (rp = re->free_pipes; rp != NULL; rp = rp->next) {
+        ct_pipe_close(&rp->p);
+    }
+    re->free_pipes = NULL;
+}
+
+#endif /* __linux__ */

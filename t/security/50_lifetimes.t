@@ -1,0 +1,160 @@
+# How long a tunnel may live:
+#   ConnectTunnelIdleTimeout 2   a tunnel that moves no bytes is closed
+#       (both ends) after about 2 s, with an info line CT00050 and
+#       "end=idle-timeout" in the end-of-tunnel log (ConnectTunnelLog); a
+#       tunnel that moves a byte every 0.5 s outlives it and still relays
+#       afterwards;
+#   ConnectTunnelMaxLifetime 3   even a busy tunnel is closed after about
+#       3 s, with CT00052 ("maximum lifetime of 3000 ms") and
+#       "end=lifetime";
+# and a tunnel that simply ends logs neither line.  Both relays are
+# covered: `make test` runs the suite with reactors (the default) and
+# with tunnels kept in workers.
+# (ConnectTunnelConnectTimeout's 504 is in 30_proxy_status.t.)
+# The three tunnels run at once, to keep the file short.  Times are only
+# checked against generous bounds: a close must come, within 10 s, and
+# not almost at once.
+use strict;
+use warnings;
+use lib 't/lib', 't/security/lib';
+use Apache::Test;
+use Apache::TestUtil;
+use IO::Select;
+use Time::HiRes qw(time);
+use CT::Raw qw(vhost_port);
+use CT::Sec qw(listener take_accepts tunnel_via echo_ok log_mark log_since
+               wait_log wait_count no_crash);
+
+plan tests => 13;
+
+my $start = log_mark();
+my $l = listener('127.0.0.1');
+my $port = $l->sockport;
+
+# Three tunnels to the same origin; each origin connection is told apart
+# by a first line naming it.
+my %t;
+for my $name (qw(idle busy life)) {
+    my $vhost = $name eq 'life' ? 'ct_sec_life' : 'ct_sec_idle';
+    my ($s, $status) = tunnel_via(vhost_port($vhost), "127.0.0.1:$port");
+    my @got = take_accepts(5, $l);
+    die "tunnel '$name' was not established ($status)"
+        unless $status == 200 && @got == 1;
+    die "tunnel '$name' does not relay" unless echo_ok($s, $got[0], $name);
+    $t{$name} = { c => $s, o => $got[0], t0 => time };
+}
+
+# Run all three for at most 12 s: 'busy' and 'life' move a byte each way
+# every 0.5 s, 'idle' moves nothing.  Note when each client end closes.
+my $busy_for = 5;       # 2.5 times the idle timeout
+my $t_begin = time;
+my $next_tick = $t_begin;
+my $sel = IO::Select->new(map { ($_->{c}, $_->{o}) } values %t);
+my %by_sock = map { my $n = $_;
+                    ($t{$n}{c} => [$n, 'c'], $t{$n}{o} => [$n, 'o']) }
+              keys %t;
+while (time < $t_begin + 12) {
+    # After 'busy' stops sending, a second more lets its last bytes land.
+    my $done = $t{idle}{closed} && $t{life}{closed}
+               && time > $t_begin + $busy_for + 1;
+    last if $done;
+    if (time >= $next_tick) {
+        for my $n (qw(busy life)) {
+            next if $t{$n}{closed};
+            next if $n eq 'busy' && time > $t_begin + $busy_for;
+            syswrite $t{$n}{c}, 'x';
+        }
+        $next_tick += 0.5;
+    }
+    my $wait = $next_tick - time;
+    $wait = 0 if $wait < 0;
+    for my $sock ($sel->can_read($wait)) {
+        my ($n, $end) = @{ $by_sock{$sock} };
+        my $r = sysread $sock, my $buf, 4096;
+        if (!$r) {
+            $sel->remove($sock);
+            $t{$n}{closed} //= time if $end eq 'c';
+            $t{$n}{o_closed} //= time if $end eq 'o';
+            next;
+        }
+        # The origin answers every byte, so bytes move both ways.
+        syswrite $sock, $buf if $end eq 'o';
+        $t{$n}{moved} += $r;
+    }
+}
+
+# The idle tunnel: closed, after a while, both ends, logged.
+{
+    my $t = $t{idle};
+    my $after = $t->{closed} ? $t->{closed} - $t->{t0} : -1;
+    ok $t->{closed} && $after > 1 && $after < 10
+        or t_debug("idle tunnel closed after $after s (0: never)");
+    ok $t->{o_closed} or t_debug('origin end of the idle tunnel not closed');
+    ok wait_log($start, qr/CT00050: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: idle for 2000 ms/, 5)
+       ne '' or t_debug('no CT00050 line');
+    ok tunnel_end("127.0.0.1:$port", 'idle-timeout') >= 1;
+}
+
+# The busy tunnel on the same virtual host: still open, still relays.
+{
+    my $t = $t{busy};
+    ok !$t->{closed} && $t->{moved} >= 10
+        or t_debug('busy tunnel: closed after '
+                   . ($t->{closed} ? $t->{closed} - $t->{t0} : 'never')
+                   . " s, moved " . ($t->{moved} // 0) . ' bytes');
+    ok !$t->{closed} && echo_ok($t->{c}, $t->{o}, 'busy-after');
+    close $t->{c};
+    close $t->{o};
+}
+
+# The tunnel with a maximum lifetime: busy, closed anyway, logged.
+{
+    my $t = $t{life};
+    my $after = $t->{closed} ? $t->{closed} - $t->{t0} : -1;
+    ok $t->{closed} && $after > 2 && $after < 10
+        or t_debug("lifetime tunnel closed after $after s (-1: never)");
+    ok $t->{moved} && $t->{moved} >= 4
+        or t_debug('the lifetime tunnel was not busy: '
+                   . ($t->{moved} // 0) . ' bytes');
+    ok wait_log($start, qr/CT00052: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: maximum lifetime of 3000 ms reached/, 5)
+       ne '' or t_debug('no CT00052 line');
+    ok tunnel_end("127.0.0.1:$port", 'lifetime') >= 1;
+}
+
+# Records of the end-of-tunnel log (ConnectTunnelLog, extra.conf.in) for
+# tunnels to $target that ended for that reason; it has one record per
+# finished tunnel in both relays (a worker's and a reactor's).
+sub tunnel_end {
+    my ($target, $end) = @_;
+    my $file = Apache::Test::vars('t_logs') . '/tunnels_log';
+    my $deadline = time + 5;
+    while (1) {
+        my $n = 0;
+        if (open my $fh, '<', $file) {
+            $n = grep { / target=\Q$target\E .* end=\Q$end\E / } <$fh>;
+        }
+        return $n if $n || time > $deadline;
+        select undef, undef, undef, 0.1;
+    }
+}
+
+# The server survived, and a good tunnel still works.
+{
+    my ($s, $status) = tunnel_via(vhost_port('ct_all'), "127.0.0.1:$port");
+    my @got = take_accepts(5, $l);
+    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
+    close $_ for $s, @got;
+    ok no_crash($start);
+}
+
+# Only the tunnels that expired say so: once all four have ended (the
+# busy one and the last one closed by the client), there is one idle
+# line and one lifetime line for this origin, and no other.
+{
+    wait_count('tunnels_log', qr/ target=127\.0\.0\.1:$port /, 4, 10);
+    my $text = log_since($start);
+    my $idle = () = $text =~ /CT00050: [^\n]* to 127\.0\.0\.1:$port closed/g;
+    my @life = $text =~ /(CT00052: [^\n]* to 127\.0\.0\.1:$port closed[^\n]*)/g;
+    ok $idle == 1 && @life == 1
+        or t_debug("$idle idle line(s); lifetime lines:\n" . join "\n", @life);
+}
