@@ -5,11 +5,13 @@
 # directly.  Lost, duplicated or reordered bytes at that seam are the
 # failure this test looks for: the origin must receive the early bytes
 # exactly once, in order, followed by what the client sends after the 200,
-# for a small payload and for 60 KB (under the reactor's 64 KiB hand-off
-# buffer, so still handed off).  200 KB is more than the hand-off takes:
-# the tunnel may stay in its worker, but the bytes must still arrive
-# exactly once.  In the default run the first two must be handed off
-# (access-log note tunnel-mode=reactor).
+# for a small payload, 60 KB and exactly 64 KiB (what the reactor's
+# hand-off buffer holds, so still handed off).  64 KiB + 1 and 200 KB are
+# more than the hand-off takes: the tunnel may stay in its worker, but
+# the bytes must still arrive exactly once.  In the default run the
+# first three must be handed off (access-log note tunnel-mode=reactor).
+# Last, early bytes that look like a second HTTP request are tunnel
+# payload: the origin gets them verbatim and the access log has one line.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -17,14 +19,16 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Digest::SHA qw(sha256_hex);
 use IO::Select;
+use Time::HiRes qw(sleep);
 use Socket qw(SHUT_WR);
 use CT::Raw qw(vhost_port read_bytes);
 use CT::Reactor qw(suite_mode start_origin tunnel write_all read_to_eof
                    wait_until access_lines tunnel_records mark_logs);
 
 my @cases = ([small => 100], ['60 KB' => 60 * 1024],
+             ['64 KiB' => 64 * 1024], ['64 KiB + 1' => 64 * 1024 + 1],
              ['200 KB' => 200 * 1000]);
-plan tests => 7 * @cases;
+plan tests => 7 * @cases + 4;
 
 mark_logs();
 
@@ -96,6 +100,31 @@ for my $case (@cases) {
     ok $tr && $tr->{down} == $total && $tr->{end} eq 'closed',
        "$name: tunnels_log counts up=$total down=$total end=closed"
        or diag explain [tunnel_records($target)];
+}
+
+# Early bytes that look like the next request of the connection.
+{
+    my $early = "GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    my ($s, $status, $rest) = tunnel($proxy, $target, early => $early);
+    is $status, 200, 'HTTP-looking early data: CONNECT is established';
+    my $back = $rest . read_bytes($s, length($early) - length($rest));
+    is $back, $early, 'HTTP-looking early data: echoed verbatim, not '
+                      . 'answered by the proxy';
+    my $cport = $s->sockport;
+    shutdown($s, SHUT_WR);
+    read_to_eof($s);
+    close $s;
+    my $rec = wait_until(sub {
+        (grep { $_->{sha256} eq sha256_hex($early) }
+         $origin->records('echo'))[0];
+    });
+    ok $rec, 'HTTP-looking early data: the origin got exactly those bytes';
+    wait_until(sub { access_lines($cport) >= 1 });
+    sleep 0.5;
+    my @l = access_lines($cport);
+    ok @l == 1 && $l[0]->{request} =~ /^CONNECT /,
+       'HTTP-looking early data: one access-log line, the CONNECT'
+       or diag explain \@l;
 }
 
 $origin->stop;
