@@ -54,7 +54,8 @@ sub logged_cap {
     my $line = wait_until(sub {
         (log_lines(qr/CT00074: /, $httpd->file('error_log')))[0];
     }, 5) // '';
-    return $line =~ /up to (\d+) tunnels per child \(descriptor limit $nofile\)/
+    return $line =~ /up\ to\ (\d+)\ tunnels\ per\ child
+                     \ \(descriptor\ limit\ $nofile\)/x
            ? $1 : "none in: $line";
 }
 

@@ -2,11 +2,11 @@
 # handed-off tunnels, and the module's drain limit must bound the wait.
 # Standalone httpds:
 #   MaxConnectionsPerChild 10: the one child exits after its 10th
-#     connection: 4 tunnels, then plain requests.  The MPM no longer sees tunnels in reactors
-#     (its connection count drops at hand-off), so the module keeps the
-#     exiting child alive: all 4 still echo 2 s later, a new child serves
-#     a new CONNECT, and the 4 end cleanly (end=closed) when their
-#     clients end them.  Same expectations with tunnels in workers (the
+#     connection: 4 tunnels, then plain requests.  The MPM no longer sees
+#     tunnels in reactors (its connection count drops at hand-off), so
+#     the module keeps the exiting child alive: all 4 still echo 2 s
+#     later, a new child serves a new CONNECT, and the 4 end cleanly
+#     (end=closed) when their clients end them.  Same expectations with tunnels in workers (the
 #     busy workers keep the child, as with stock).
 #   ConnectTunnelDrainTimeout 2, graceful restart (reactors only): the old
 #     child drains for at most 2 s, then closes its tunnels (end=shutdown,
