@@ -1,0 +1,66 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_relay_int.h: the in-worker tunnel's state, shared by its pump
+ * (ct_relay.c) and what drives it or hands it on (ct_relay_loop.c).
+ */
+
+#ifndef CT_RELAY_INT_H
+#define CT_RELAY_INT_H
+
+#include "apr_poll.h"
+
+#include "ct_splice.h"
+
+/* Steps of both directions per pump call before others get a turn. */
+#define CT_PUMP_ROUNDS 16
+
+/* Sides, as indexes of the pollfd array. */
+#define CT_CLIENT 0
+#define CT_ORIGIN 1
+
+/* One direction of the tunnel. */
+typedef struct {
+    ct_pipe *pipe;              /* zero-copy path, or NULL for filters */
+    apr_off_t bytes;            /* payload moved */
+    unsigned int eof:1;         /* the source said end of stream */
+    unsigned int shut:1;        /* the sink was shut down for writing */
+    unsigned int want_read:1;   /* the source had nothing: wait for it */
+    unsigned int want_write:1;  /* the sink is full: wait for it */
+} ct_flow;
+
+struct ct_tunnel {
+    request_rec *r;
+    conn_rec *c;
+    apr_socket_t *origin;
+    apr_socket_t *client;       /* the client's socket, for poll/shutdown */
+    ap_filter_t *client_net;    /* last client output filter (core) */
+    apr_bucket_brigade *bb_up;  /* client bytes not yet sent to origin */
+    apr_bucket_brigade *bb_down;
+    char *buf;                  /* origin reads */
+    apr_size_t bufsize;
+    apr_interval_time_t idle;
+    apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
+    apr_pollset_t *pollset;
+    apr_pollfd_t pfd[2];        /* registered events in reqevents */
+    int registered[2];          /* in the pollset */
+    int hup[2];                 /* the socket hung up */
+    ct_flow up;                 /* client to origin */
+    ct_flow down;               /* origin to client */
+    int moved;                  /* bytes or state moved in the last step */
+    int nohalfclose;
+    int zero_copy;              /* both sides may use splice(2) */
+    int restore_timeout;        /* client_timeout was changed */
+    int client_fd;
+    int origin_fd;
+    apr_interval_time_t client_timeout; /* restored at the end */
+};
+
+/**
+ * Whether the client connection is plain TCP with only passive filters,
+ * so that its socket may be used directly (splice(2), hand-off).
+ */
+int ct_relay_can_splice(conn_rec *c);
+
+#endif /* CT_RELAY_INT_H */

@@ -1,0 +1,265 @@
+/*
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may
+ * not use this file except in compliance with the License.
+ *
+ * ct_relay_loop.c: what becomes of an in-worker tunnel once it is set up:
+ * driven by an APR pollset until it ends, or prepared for a reactor.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "apr_portable.h"
+
+#include "http_core.h"
+#include "util_filter.h"
+
+#include "ct_private.h"
+#include "ct_relay.h"
+#include "ct_relay_int.h"
+#include "ct_reactor.h"
+
+/*
+ * Register what a side waits for, touching the pollset only on change.
+ * A side that waits for nothing stays registered with no events, so that
+ * a reset or hang-up still wakes the loop (a client that half-closed and
+ * then vanished must not hold the tunnel until the idle timeout); a side
+ * that hung up is watched only while it may still have bytes to read.
+ */
+static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
+{
+    apr_pollfd_t *pfd = &t->pfd[side];
+    apr_status_t rv = APR_SUCCESS;
+    int want = !t->hup[side] || (events & APR_POLLIN);
+
+    if (t->hup[side]) {
+        events &= APR_POLLIN;
+    }
+    if (t->registered[side] == want && (!want || pfd->reqevents == events)) {
+        return APR_SUCCESS;
+    }
+    if (t->registered[side]) {
+        rv = apr_pollset_remove(t->pollset, pfd);
+        t->registered[side] = 0;
+    }
+    pfd->reqevents = events;
+    if (rv == APR_SUCCESS && want) {
+        rv = apr_pollset_add(t->pollset, pfd);
+        t->registered[side] = rv == APR_SUCCESS;
+    }
+    return rv;
+}
+
+/*
+ * Errors and hang-ups the pump would not notice by itself: a socket
+ * that failed, or hung up while bytes may still have to go to it.
+ */
+static ct_end check_signalled(ct_tunnel *t, const apr_pollfd_t *fds,
+                              apr_int32_t n)
+{
+    apr_int32_t i;
+
+    for (i = 0; i < n; i++) {
+        int side = fds[i].desc.s == t->client ? CT_CLIENT : CT_ORIGIN;
+        ct_flow *from = side == CT_CLIENT ? &t->up : &t->down;
+        ct_flow *to = side == CT_CLIENT ? &t->down : &t->up;
+        ct_end err = side == CT_CLIENT ? CT_END_CLIENT_ERROR
+                                       : CT_END_ORIGIN_ERROR;
+
+        if (fds[i].rtnevents & APR_POLLERR) {
+            return err;
+        }
+        if (fds[i].rtnevents & APR_POLLHUP) {
+            t->hup[side] = 1;
+            if (from->eof && !to->shut) {
+                return err;
+            }
+        }
+    }
+    return CT_END_NONE;
+}
+
+static ct_end run_loop(ct_tunnel *t)
+{
+    apr_time_t last = apr_time_now(), now;
+    apr_interval_time_t wait;
+    const apr_pollfd_t *signalled;
+    apr_int32_t n;
+    apr_status_t rv;
+    ct_wants w;
+    ct_end end;
+
+    for (;;) {
+        if ((end = ct_tunnel_pump(t, &w)) != CT_END_NONE) {
+            return end;
+        }
+        now = apr_time_now();
+        if (t->moved) {
+            last = now;
+        }
+        if (t->deadline && now >= t->deadline) {
+            return CT_END_LIFETIME;
+        }
+        wait = w.again ? 0 : last + t->idle - now;
+        if (!w.again && wait <= 0) {
+            return CT_END_IDLE;
+        }
+        if (t->deadline && wait > t->deadline - now) {
+            wait = t->deadline - now;
+        }
+        if ((rv = watch(t, CT_CLIENT, w.client)) != APR_SUCCESS
+            || (rv = watch(t, CT_ORIGIN, w.origin)) != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00045)
+                          "updating the tunnel's pollset failed");
+            return CT_END_INTERNAL;
+        }
+        rv = apr_pollset_poll(t->pollset, wait, &n, &signalled);
+        if (rv == APR_SUCCESS
+            && (end = check_signalled(t, signalled, n)) != CT_END_NONE) {
+            return end;
+        }
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv)
+            && !APR_STATUS_IS_TIMEUP(rv)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00046)
+                          "polling the tunnel failed");
+            return CT_END_INTERNAL;
+        }
+    }
+}
+
+ct_end ct_tunnel_run(ct_tunnel *t)
+{
+    ct_end end = run_loop(t);
+
+    if (t->restore_timeout) {
+        /* The MPM's lingering close relies on the socket's timeout. */
+        (void)apr_socket_timeout_set(t->client, t->client_timeout);
+    }
+    return end;
+}
+
+/*
+ * Read what the client's input filters already hold, without blocking,
+ * into bb_up (at most CT_REACTOR_BUFSIZE).  APR_SUCCESS once they give
+ * nothing more; anything else means the tunnel must stay in its worker,
+ * with those bytes still queued in bb_up.
+ */
+static apr_status_t drain_input(ct_tunnel *t, apr_off_t *have)
+{
+    apr_off_t before;
+    apr_status_t rv;
+    int rounds;
+
+    *have = 0;
+    for (rounds = 0; rounds < 64; rounds++) {
+        before = *have;
+        rv = ap_get_brigade(t->c->input_filters, t->bb_up,
+                            AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                            CT_REACTOR_BUFSIZE);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!APR_BRIGADE_EMPTY(t->bb_up)
+            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
+            /* The client already closed its side: stay here. */
+            return APR_EOF;
+        }
+        if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (*have > CT_REACTOR_BUFSIZE) {
+            return APR_ENOSPC;
+        }
+        if (*have == before) {
+            /* The core input filter says "nothing now" this way. */
+            return APR_SUCCESS;
+        }
+    }
+    return APR_ENOSPC;
+}
+
+apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
+{
+    apr_os_sock_t cfd, ofd;
+    apr_off_t have;
+    apr_status_t rv;
+    int dup_c, dup_o;
+
+    if (!ct_relay_can_splice(t->c) || t->c->data_in_output_filters
+        || !APR_BRIGADE_EMPTY(t->bb_up)) {
+        return APR_EINVAL;
+    }
+    if ((rv = drain_input(t, &have)) != APR_SUCCESS) {
+        return rv;
+    }
+    h->early_len = (apr_size_t)have;
+    h->early = NULL;
+    if (have > 0) {
+        char *early = apr_palloc(t->r->pool, h->early_len);
+
+        if ((rv = apr_brigade_flatten(t->bb_up, early, &h->early_len))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        h->early = early;
+    }
+    if ((rv = apr_os_sock_get(&cfd, t->client)) != APR_SUCCESS
+        || (rv = apr_os_sock_get(&ofd, t->origin)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Copies that outlive the MPM's close and ours; never inherited. */
+    dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
+    dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
+    if (dup_o < 0) {
+        rv = errno;
+        if (dup_c >= 0) {
+            close(dup_c);
+        }
+        return rv;
+    }
+    apr_brigade_cleanup(t->bb_up);
+    if (t->restore_timeout) {
+        (void)apr_socket_timeout_set(t->client, t->client_timeout);
+    }
+    h->client_fd = dup_c;
+    h->origin_fd = dup_o;
+    h->nohalfclose = t->nohalfclose;
+    h->up = t->up.bytes;
+    h->down = t->down.bytes;
+    return APR_SUCCESS;
+}
+
+void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
+{
+    *up = t->up.bytes;
+    *down = t->down.bytes;
+}
+
+const char *ct_end_name(ct_end end)
+{
+    switch (end) {
+    case CT_END_NONE:
+        return "open";
+    case CT_END_CLOSED:
+        return "closed";
+    case CT_END_HALF_CLOSED:
+        return "half-closed";
+    case CT_END_IDLE:
+        return "idle-timeout";
+    case CT_END_LIFETIME:
+        return "lifetime";
+    case CT_END_CLIENT_ERROR:
+        return "client-error";
+    case CT_END_ORIGIN_ERROR:
+        return "origin-error";
+    case CT_END_INTERNAL:
+        return "internal-error";
+    case CT_END_SHUTDOWN:
+        return "shutdown";
+    }
+    return "unknown";
+}

@@ -1,0 +1,125 @@
+# The idle timeout: a tunnel over which nothing moves for the timeout is
+# closed, about then (not before 1 s, and within a generous 15 s for a
+# 2 s timeout), and that is an ordinary event, logged at info with tag
+# CT00050, not an error.  The timeout comes from the virtual host's
+# Timeout (ct_relay_idle) or from ProxyTimeout (ct_relay_proxy_idle,
+# whose Timeout is the server's long default).  A tunnel that is active
+# in one direction only - the origin trickling a byte every 0.5 s for 5 s,
+# or the client doing the same - is not idle and is never closed by it.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use IO::Select;
+use Time::HiRes qw(time);
+use CT::Origin ();
+use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
+                 log_lines_since wait_tunnel_record);
+
+plan tests => 2 * 8 + 8;
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 120;
+
+# 1. Idle tunnels are closed at the timeout.
+for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
+    my $elog = log_mark('error_log');
+    my $tlog = log_mark('tunnels_log');
+    my $origin = CT::Origin->start('hold');
+    my $port = $origin->port;
+    my ($s, $status) = open_tunnel($vhost, $port);
+    is $status, 200, "$vhost: the tunnel is established";
+    my $client_port = $s->sockport;
+    my $t0 = time;
+    my ($got, $state) = read_to_eof($s, 15);
+    my $took = time - $t0;
+    is $state, 'eof', "$vhost: the idle tunnel is closed"
+        or diag "after $took s: $state";
+    cmp_ok $took, '>=', 1, "$vhost: not before 1 s";
+    cmp_ok $took, '<', 15, "$vhost: within 15 s of a 2 s timeout";
+    my $rep = $origin->wait_for(1, 'eof_after', 10) // {};
+    ok defined $rep->{eof_after}, "$vhost: the origin connection is closed too";
+
+    my $line = wait_log_line('error_log', $elog,
+                             qr/CT00050: .*127\.0\.0\.1:$port\b/, 10);
+    my $want = qr/\[connect_tunnel:info\] .*CT00050: tunnel .*/
+             . qr/to 127\.0\.0\.1:$port closed: idle for 2000 ms/;
+    like $line // '', qr/$want/,
+         "$vhost: the idle close is logged at info with CT00050";
+    my @errors = grep { /:(?:error|crit|alert|emerg)\]/
+                        && /127\.0\.0\.1:(?:$port|$client_port)\b/ }
+                 log_lines_since('error_log', $elog);
+    is scalar @errors, 0, "$vhost: and nothing about it at error level"
+        or diag @errors;
+    my $rec = wait_tunnel_record($tlog, "127.0.0.1:$port", 10) // {};
+    is $rec->{end}, 'idle-timeout', "$vhost: its end record says idle-timeout";
+    close $s;
+    $origin->stop;
+}
+
+# 2. One-way streams slower than the timeout but never idle for it: the
+# origin sends a byte every 0.5 s for 5 s down one tunnel while the client
+# sends a byte every 0.5 s for 5 s up another, through the 2 s vhost.
+{
+    my $elog = log_mark('error_log');
+    my $tlog = log_mark('tunnels_log');
+    my $n = 10;
+    my $down_origin = CT::Origin->start('source', bytes => $n, chunk => 1,
+                                        interval => 0.5, seed => 51);
+    my $up_origin = CT::Origin->start('sink', expect => $n);
+    my ($down, $st1, $rest) = open_tunnel('ct_relay_idle', $down_origin->port);
+    my ($up, $st2) = open_tunnel('ct_relay_idle', $up_origin->port);
+    ok $st1 == 200 && $st2 == 200, 'trickles: both tunnels are established';
+
+    my $want = CT::Origin::Stream->new($n, 51)->next($n);
+    my $up_data = 'U' x $n;
+    my ($got, $sent, $reply, $down_state) = ($rest, 0, '', 'open');
+    my $next_up = time;
+    my $deadline = time + 20;
+    while (time < $deadline
+           && ($down_state eq 'open' || $reply !~ /\n/)) {
+        if ($sent < $n && time >= $next_up) {
+            syswrite $up, substr($up_data, $sent++, 1);
+            $next_up = time + 0.5;
+        }
+        my @r = IO::Select->new(grep { defined } $down, $up)->can_read(0.1);
+        for my $s (@r) {
+            my $k = sysread $s, my $buf, 4096;
+            if ($s == $down) {
+                if ($k) {
+                    $got .= $buf;
+                }
+                else {
+                    $down_state = defined $k ? 'eof' : "error: $!";
+                    undef $down;
+                }
+            }
+            elsif ($k) {
+                $reply .= $buf;
+            }
+        }
+    }
+    is $got, $want,
+        'trickle down: every byte arrives, the tunnel stays open';
+    is $down_state, 'eof', 'trickle down: it closes when the origin is done';
+    like $reply, qr/^SINK bytes=$n /,
+        'trickle up: every byte reaches the origin, the tunnel stays open';
+    my $rep = $down_origin->wait_for(1, 'done', 5) // {};
+    is $rep->{done}, 1, 'trickle down: the origin could send every byte';
+    close $up;
+    my %rec;
+    for my $o ([down => $down_origin], [up => $up_origin]) {
+        my $p = $o->[1]->port;
+        $rec{ $o->[0] } = wait_tunnel_record($tlog, "127.0.0.1:$p", 10) // {};
+        is $rec{ $o->[0] }->{end}, 'closed',
+           "trickle $o->[0]: it ends closed, not by the idle timeout";
+    }
+    my $ports = join '|', $down_origin->port, $up_origin->port;
+    my @expired = grep { /CT0005[02]:/ && /127\.0\.0\.1:(?:$ports)\b/ }
+                  log_lines_since('error_log', $elog);
+    is scalar @expired, 0,
+        'neither trickle is logged as closed by a timeout or lifetime'
+        or diag @expired;
+    $_->stop for $down_origin, $up_origin;
+}

@@ -1,0 +1,93 @@
+# What a tunnel leaves in the access log (format "tunnel" in
+# t/conf/extra.conf.in): the proxy-source-port note is the local port of
+# the proxy's connection to the origin, i.e. exactly the peer port the
+# origin saw; %I and %O (mod_logio) count the tunnel's bytes, not just
+# the CONNECT request and its 200; the end-of-tunnel record
+# (ConnectTunnelLog, t/logs/tunnels_log) counts the payload exactly.  1 MiB goes each way: through the plain proxy,
+# through the proxy spoken to over TLS (where %I/%O also count TLS
+# overhead, so only lower bounds are asserted for them; in plain HTTP they
+# are exact: the request plus the payload in, the 200 plus the payload
+# out), to an IPv6 origin on [::1] (proxy-source-port from an IPv6
+# socket), and through ct_relay_nohandoff (ConnectTunnelHandoff Off), a
+# tunnel that stays in its worker in every run of the suite.
+#
+# A tunnel handed to a reactor (the default run) is logged at the hand-off,
+# before its payload moves: there %I/%O must say exactly what had moved by
+# then, the CONNECT and the 200 (never a made-up figure), and the payload
+# is counted by the end-of-tunnel record instead.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use IO::Socket::IP;
+use CT::Origin ();
+use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line
+                 wait_tunnel_record);
+
+plan tests => 4 * 8, need_module('ssl');
+
+# An IPv6 origin too, when this host has ::1.
+my $have_v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
+                                  Listen => 1) ? 1 : 0;
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 90;
+
+my $size = 1 << 20;
+for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
+              ['TLS proxy', 'ct_relay_tls_proxy', 1, '127.0.0.1'],
+              ['IPv6 origin', 'ct_all', 0, '::1'],
+              ['plain proxy, hand-off off', 'ct_relay_nohandoff', 0,
+               '127.0.0.1']) {
+    my ($name, $vhost, $tls, $addr) = @$case;
+  SKIP: {
+    skip "$name: no ::1 on this host", 8 if $addr eq '::1' && !$have_v6;
+    my $host = $addr =~ /:/ ? "[$addr]" : $addr;
+    my $mark = log_mark('tunnel_log');
+    my $tmark = log_mark('tunnels_log');
+    my $origin = CT::Origin->start('duplex', bytes => $size, addr => $addr,
+                                   expect => $size, seed => 61);
+    my $port = $origin->port;
+    my ($s, $status, $rest, $req, $head) = open_tunnel($vhost, $port,
+                                                       tls => $tls,
+                                                       host => $host);
+    is $status, 200, "$name: the tunnel is established";
+    my $r = duplex($s, CT::Origin::Stream->new($size, 62), $size, 30);
+    is "$r->{state} $r->{got}", "ok $size", "$name: 1 MiB each way";
+    my $rep = $origin->wait_for(1, 'done', 10) // {};
+    read_to_eof($s, 10);
+    close $s;
+
+    my $line = wait_log_line('tunnel_log', $mark,
+                             qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
+                             10) // '';
+    my %f = $line =~ / (I|O|sport|end)=(\S+)/g;
+    ok $line, "$name: the tunnel has its access log line";
+    is $f{sport}, $rep->{peer_port} // 'no report',
+        "$name: proxy-source-port is the port the origin saw";
+    my $rec = wait_tunnel_record($tmark, "$host:$port", 10) // {};
+    is $rec->{up}, $size, "$name: the tunnel's record counts the payload up";
+    is $rec->{down}, $size,
+        "$name: the tunnel's record counts the payload down";
+    if (($f{end} // '') eq 'handed-off') {
+        # Logged at the hand-off: the request and the 200, nothing more.
+        is $f{I}, length $req, "$name: %I is the request, as at hand-off";
+        is $f{O}, length $head, "$name: %O is the 200, as at hand-off";
+    }
+    elsif ($tls) {
+        # Records and the handshake add to what the payload needs.
+        cmp_ok $f{I} // 0, '>=', $size + length $req,
+            "$name: %I counts the bytes in";
+        cmp_ok $f{O} // 0, '>=', $size + length $head,
+            "$name: %O counts the bytes out";
+    }
+    else {
+        is $f{I}, $size + length $req,
+            "$name: %I counts the request and the bytes in";
+        is $f{O}, $size + length $head,
+            "$name: %O counts the 200 and the bytes out";
+    }
+    $origin->stop;
+  }
+}
