@@ -12,7 +12,8 @@
 #     a SETTINGS frame, then a HEADERS frame with :method CONNECT and
 #     :authority; it reads the reply's :status (HPACK, digits only).
 # Runs on a standalone httpd with mod_ssl and mod_http2 and a certificate
-# made for the test, so the suite's server needs neither.
+# made for the test, so the suite's server needs neither; the TLS case is
+# repeated on the suite's server when it has a TLS proxy virtual host.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -34,7 +35,7 @@ my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0];
 
 plan skip_all => 'IO::Socket::SSL and the openssl program are needed'
     unless $have_ssl && $openssl;
-plan tests => 17, need_module('ssl');
+plan tests => 20, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;
@@ -127,6 +128,46 @@ my $tlog = $httpd->file('tunnels_log');
     close $s;
     my $line = wait_until(sub { (access_lines($cport, $alog))[0] });
     is $line && $line->{mode}, $want, "plain: access log tunnel-mode=$want";
+}
+
+# TLS to the suite's own server, through the relay tests' HTTPS-proxy
+# virtual host when the suite has one: the suite's configuration must
+# keep TLS tunnels in workers too.
+SKIP: {
+    my $vh = Apache::Test::config()->{vhosts}->{ct_relay_tls_proxy};
+    my $ca = Apache::Test::config()->{vars}->{sslca} . '/asf/certs/ca.crt';
+    skip 'the suite has no TLS proxy virtual host (ct_relay_tls_proxy) or '
+         . 'no test CA', 3 unless $vh && -e $ca;
+    CT::Reactor::mark_logs();
+    my $s = IO::Socket::SSL->new(
+        PeerAddr => '127.0.0.1', PeerPort => $vh->{port}, Timeout => 10,
+        SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER(),
+        SSL_ca_file => $ca, SSL_hostname => 'localhost',
+        SSL_verifycn_name => 'localhost', SSL_verifycn_scheme => 'http');
+    my $reply = '';
+    if ($s) {
+        print $s "CONNECT $target HTTP/1.1\r\nHost: $target\r\n\r\n";
+        while ($reply !~ /\r\n\r\n/) {
+            my $n = sysread($s, $reply, 4096, length $reply);
+            last unless $n;
+        }
+    }
+    like $reply, qr{^HTTP/1\.1 200 }, 'suite TLS proxy: CONNECT established'
+        or diag IO::Socket::SSL::errstr();
+    my $echo = '';
+    if ($s) {
+        print $s "suite tls\n";
+        while (length $echo < 10) {
+            my $n = sysread($s, $echo, 10 - length $echo, length $echo);
+            last unless $n;
+        }
+        close $s;
+    }
+    is $echo, "suite tls\n", 'suite TLS proxy: the tunnel echoes';
+    my $rec = wait_until(sub { (tunnel_records($target))[0] });
+    ok $rec && $rec->{mode} eq 'worker' && $rec->{up} == 10,
+       'suite TLS proxy: tunnels_log mode=worker up=10'
+       or diag explain $rec;
 }
 
 # HTTP/2.
