@@ -1,0 +1,135 @@
+# Without ConnectTunnelHandoffMax the cap on a child's handed-off tunnels
+# comes from its descriptor limit ("as many as its descriptor limit
+# allows"): each tunnel holds two descriptors, and a child whose accept()
+# fails with EMFILE quits, so the reactors leave a reserve for everything
+# else (256 plus 4 per worker thread: 512 for 64 threads) and send further
+# tunnels to workers; the cap is (limit - reserve) / 2.  Standalone httpds
+# with one child of 64 threads, under a descriptor limit the module cannot
+# raise (soft = hard):
+#   limit 1200: cap (1200 - 512) / 2 = 344; 350 tunnels: 344 in reactors,
+#     6 in workers, all working, and the child still serves.
+#   limit 700: room for (700 - 512) / 2 = 94 tunnels; the cap must be 94
+#     and a tunnel must be handed off.
+# Only the default run hands tunnels off.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use Socket qw(SHUT_WR);
+use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
+                   wait_until tunnel_records status_auto log_lines);
+
+plan skip_all => 'the hand-off is off in this run (' . suite_mode()
+                 . ' relay): no cap to reach'
+    if suite_mode() ne 'reactor';
+plan tests => 13, need_module('status');
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 90;
+
+my $origin = start_origin();
+my $target = '127.0.0.1:' . $origin->port('echo');
+
+sub server {
+    my $nofile = shift;
+    return CT::Reactor::Httpd->start(
+        modules => ['status'], nofile => $nofile, conf => <<'EOC');
+LogLevel info connect_tunnel:debug
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 64
+MaxRequestWorkers 64
+MinSpareThreads 5
+MaxSpareThreads 64
+<Location "/server-status">
+    SetHandler server-status
+</Location>
+EOC
+}
+
+# The cap the child logged (CT00074), once it did.
+sub logged_cap {
+    my ($httpd, $nofile) = @_;
+    my $line = wait_until(sub {
+        (log_lines(qr/CT00074: /, $httpd->file('error_log')))[0];
+    }, 5) // '';
+    return $line =~ /up\ to\ (\d+)\ tunnels\ per\ child
+                     \ \(descriptor\ limit\ $nofile\)/x
+           ? $1 : "none in: $line";
+}
+
+# Open up to $n tunnels, stopping at the first that fails (the workers
+# could be full): the sockets.
+sub open_tunnels {
+    my ($port, $n) = @_;
+    my @s;
+    for (1 .. $n) {
+        my ($s, $status) = tunnel($port, $target, wait => 3);
+        last unless ($status // 0) == 200 && echo_ok($s, "hi\n", 3);
+        push @s, $s;
+    }
+    return @s;
+}
+
+sub end_all {
+    my $ended = 0;
+    for my $s (@_) {
+        shutdown($s, SHUT_WR);
+        my (undef, $eof) = read_to_eof($s, 5);
+        $ended++ if $eof;
+        close $s;
+    }
+    return $ended;
+}
+
+# Status counters once $live tunnels are live.
+sub status_when_live {
+    my ($port, $live) = @_;
+    my %st;
+    wait_until(sub {
+        %st = status_auto($port);
+        ($st{ConnectTunnelsLive} // 0) == $live;
+    }, 5);
+    return %st;
+}
+
+{
+    my $httpd = server(1200);
+    my $port = $httpd->port;
+    is logged_cap($httpd, 1200), 344,
+       'limit 1200: the child derives a cap of 344 tunnels';
+    my @s = open_tunnels($port, 350);
+    is scalar @s, 350, 'limit 1200: 350 tunnels established and echoing';
+    my %st = status_when_live($port, scalar @s);
+    is $st{ConnectTunnelsInReactors}, 344,
+       'limit 1200: status: 344 in reactors (the cap)';
+    is $st{ConnectTunnelsInWorkers}, 6, 'limit 1200: status: 6 in workers';
+    ok !grep({ !echo_ok($_, "again\n", 3) } @s),
+       'limit 1200: all still echo';
+    my ($gs) = CT::Reactor::http_get($port, '/server-status?auto');
+    is $gs, 200, 'limit 1200: the child still serves requests';
+    is end_all(@s), scalar @s, 'limit 1200: all tunnels end';
+    my $recs = wait_until(sub {
+        my @r = tunnel_records($target, $httpd->file('tunnels_log'));
+        @r >= @s ? \@r : undef;
+    });
+    is scalar(grep { $_->{mode} eq 'reactor' } @{ $recs // [] }), 344,
+       'limit 1200: tunnels_log: 344 ended in reactors';
+    ok $httpd->stop, 'limit 1200: the standalone server is stopped';
+}
+
+{
+    my $httpd = server(700);
+    my $port = $httpd->port;
+    is logged_cap($httpd, 700), 94,
+       'limit 700: the child derives a cap of (700 - 512) / 2 = 94 tunnels';
+    my @s = open_tunnels($port, 1);
+    is scalar @s, 1, 'limit 700: a tunnel is established';
+    my %st = status_when_live($port, scalar @s);
+    is $st{ConnectTunnelsInReactors}, 1, 'limit 700: it is in a reactor';
+    end_all(@s);
+    ok $httpd->stop, 'limit 700: the standalone server is stopped';
+}
+
+$origin->stop;
