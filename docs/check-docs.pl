@@ -106,11 +106,19 @@ for my $n (@notes) {
 # note is set to, must appear in that note's row.
 my %note_of = $report_h =~ /#define\s+(CT_NOTE_\w+)\s+"([^"]+)"/g;
 my %values;
-my $relay = exists $code_text{'modules/ct_relay.c'}
-            ? $code_text{'modules/ct_relay.c'} : '';
-while ($relay =~ /case\s+CT_END_(\w+):\s*return\s+"([^"]+)";/g) {
-    $values{'tunnel-end'}{$2} = 1 unless $1 eq 'NONE';
+# ct_end_name() may live in any source file; find its body wherever it is.
+my $end_names = 0;
+for my $file (@c_files) {
+    my ($body) = $code_text{$file}
+        =~ /\bct_end_name\s*\([^)]*\)\s*\{(.*?)\n\}/s;
+    next unless defined $body;
+    while ($body =~ /case\s+CT_END_(\w+):\s*return\s+"([^"]+)";/g) {
+        $end_names++;
+        $values{'tunnel-end'}{$2} = 1 unless $1 eq 'NONE';
+    }
 }
+push @errors, "no ct_end_name() with CT_END_ cases found in the code"
+    unless $end_names;
 for my $file (@c_files) {
     while ($code_text{$file} =~ /\b(CT_NOTE_\w+)\s*,\s*"([^"]+)"/g) {
         $values{$note_of{$1}}{$2} = 1 if exists $note_of{$1};
