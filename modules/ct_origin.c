@@ -51,7 +51,7 @@ static void add_interfaces(apr_array_header_t *local, server_rec *s)
     if (getifaddrs(&ifs) != 0) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, CT_LOGNO(00003)
                      "cannot list this host's interface addresses; the "
-                     "guard denies only the loopback ones");
+                     "guard denies its sets and the Listen addresses only");
         return;
     }
     for (ifa = ifs; ifa != NULL; ifa = ifa->ifa_next) {
