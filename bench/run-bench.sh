@@ -81,6 +81,11 @@ STOP_LIMIT=15           # seconds for an httpd to leave after SIGTERM
 # workers for the largest idle count.
 MPM_STD="ServerLimit 4 StartServers 4 ThreadLimit 64 ThreadsPerChild 64
 MaxRequestWorkers 256 MinSpareThreads 64 MaxSpareThreads 256"
+# Debian's own event MPM settings (mods-available/mpm_event.conf): what an
+# admin who only swaps the CONNECT module runs with.
+MPM_DEBIAN="StartServers 2 MinSpareThreads 25 MaxSpareThreads 75
+ThreadLimit 64 ThreadsPerChild 25 MaxRequestWorkers 150"
+DEBIAN_COUNTS="1000 5000 9000"
 MPM_RAISED="ServerLimit 16 StartServers 16 ThreadLimit 660
 ThreadsPerChild 660 MaxRequestWorkers 10560 MinSpareThreads 660
 MaxSpareThreads 10560"
@@ -323,6 +328,8 @@ proxy_port_of() {
     ours) echo $((PORT_BASE + 11)) ;;
     extra) echo "${BENCH_EXTRA_PORT:-$((PORT_BASE + 12))}" ;;
     stock_raised) echo $((PORT_BASE + 13)) ;;
+    stock_deb) echo $((PORT_BASE + 16)) ;;
+    ours_deb) echo $((PORT_BASE + 17)) ;;
     ours_raised) echo $((PORT_BASE + 14)) ;;
     extra_raised) echo $((PORT_BASE + 15)) ;;
     esac
@@ -627,8 +634,9 @@ scenario_callgrind() {
 
 # Hold N idle tunnels through target t; record held, RSS, threads.
 idle_one() {
-    local t=$1 n=$2 tag=$3 parent=$4 out=$B/idle.out gpid i line base
-    local mem rss thr
+    local t=$1 n=$2 tag=$3 parent=$4 during=${5:-} out=$B/idle.out gpid i
+    local mem rss thr line base col=${1%_raised}
+    col=${col%_deb}
     base=$(mem_threads "$parent")
     : > "$out"
     if [ "$t" = direct ]; then
@@ -649,6 +657,7 @@ idle_one() {
     done
     sleep 0.5   # let the proxy finish whatever the last opens started
     mem=$(mem_threads "$parent")
+    [ -n "$during" ] && "$during" "$t" "$col"
     kill -TERM "$gpid" 2>/dev/null
     wait_gone "$gpid" 20 || kill -KILL "$gpid" 2>/dev/null
     wait "$gpid" 2>/dev/null
@@ -656,15 +665,15 @@ idle_one() {
     line=$(grep '^mode=idle' "$out")
     printf '%s\n' "${line:-idle $tag/$t: no result}" >> "$RAW"
     [ -n "$line" ] || { note "idle $n on $t: no result"; return; }
-    add "${tag}_held" "${t%_raised}" "$(kv "$line" held)"
+    add "${tag}_held" "$col" "$(kv "$line" held)"
     if [ -n "$parent" ]; then
         set -- $mem
         rss=$1 thr=$2
-        add "${tag}_rss" "${t%_raised}" "$(awk -v r="$rss" \
+        add "${tag}_rss" "$col" "$(awk -v r="$rss" \
             'BEGIN { printf "%.1f", r / 1024 }')"
-        add "${tag}_thr" "${t%_raised}" "$thr"
+        add "${tag}_thr" "$col" "$thr"
         set -- $base
-        add "${tag}_per" "${t%_raised}" "$(awk -v a="$1" -v b="$rss" \
+        add "${tag}_per" "$col" "$(awk -v a="$1" -v b="$rss" \
             -v h="$(kv "$line" held)" \
             'BEGIN { if (h > 0) printf "%.1f", (b - a) / h; else print "" }')"
     fi
@@ -703,6 +712,47 @@ scenario_idle_raised() {
     done
 }
 
+# Setup rate (concurrency 16) through proxy instance t, recorded as key.
+deb_setup() {
+    local t=$1 col=$2 key=${3:-deb_setup_held} line
+    line=$(load "$t" "$key" --mode setup --origin "$P_ECHO" \
+           --concurrency 16 --duration "$SETUP_SECS" --size 32 \
+           --open-timeout "$OPEN_TIMEOUT")
+    [ -n "$(kv "$line" tunnels_s)" ] && add "$key" "$col" \
+        "$(kv "$line" tunnels_s)"
+}
+
+# Both proxies with Debian's MPM settings, one at a time: idle tunnels
+# held at each count, and the setup rate with none held and with the
+# largest count held.
+scenario_idle_debian() {
+    local n t name last
+    set -- $DEBIAN_COUNTS
+    for last; do :; done
+    for t in stock ours; do
+        name=${t}_deb
+        gen_conf "$name" "$(proxy_port_of "$name")" "$MPM_DEBIAN" \
+            "$(module_lines "$t")" || { note "$name: bad config"; continue; }
+        log "idle debian: starting $name"
+        if ! start_httpd "$name" "$(proxy_port_of "$name")"; then
+            note "$name did not start"
+            stop_httpd "$name"
+            continue
+        fi
+        deb_setup "$name" "$t" deb_setup_none
+        for n in $DEBIAN_COUNTS; do
+            log "idle debian: $n on $t"
+            if [ "$n" = "$last" ]; then
+                idle_one "$name" "$n" "deb$n" "$(parent_of "$name")" \
+                    deb_setup
+            else
+                idle_one "$name" "$n" "deb$n" "$(parent_of "$name")"
+            fi
+        done
+        stop_httpd "$name"
+    done
+}
+
 # --- the table ------------------------------------------------------------
 
 # 256M -> 256 MiB
@@ -733,11 +783,19 @@ describe() {
     sys_up) echo "proxy syscalls per MiB up (↓)" ;;
     ir_down) echo "proxy user-space instructions per MiB down (↓)" ;;
     ir_up) echo "proxy user-space instructions per MiB up (↓)" ;;
-    idle*_held|raised*_held) echo "$(idle_label "$k"): tunnels held (↑)" ;;
-    idle*_rss|raised*_rss) echo "$(idle_label "$k"): proxy RSS (MiB, ↓)" ;;
-    idle*_per|raised*_per) echo "$(idle_label "$k"): RSS per held tunnel" \
-                                "(KiB, ↓)" ;;
-    idle*_thr|raised*_thr) echo "$(idle_label "$k"): proxy threads" ;;
+    deb_setup_none) echo "setup, concurrency 16, Debian MPM settings," \
+                         "none held (tunnels/s, ↑)" ;;
+    deb_setup_held) echo "setup, concurrency 16, Debian MPM settings," \
+                         "while the largest idle count is held" \
+                         "(tunnels/s, ↑)" ;;
+    idle*_held|raised*_held|deb*_held) echo "$(idle_label "$k"):" \
+                                            "tunnels held (↑)" ;;
+    idle*_rss|raised*_rss|deb*_rss) echo "$(idle_label "$k"): proxy RSS" \
+                                         "(MiB, ↓)" ;;
+    idle*_per|raised*_per|deb*_per) echo "$(idle_label "$k"): RSS per" \
+                                         "held tunnel (KiB, ↓)" ;;
+    idle*_thr|raised*_thr|deb*_thr) echo "$(idle_label "$k"): proxy" \
+                                         "threads" ;;
     *) echo "$k" ;;
     esac
 }
@@ -747,6 +805,7 @@ idle_label() {
     case $k in
     idle*) echo "idle ${k#idle}" ;;
     raised*) echo "idle ${k#raised}, MaxRequestWorkers 10560" ;;
+    deb*) echo "idle ${k#deb}, Debian MPM settings" ;;
     esac
 }
 
@@ -762,7 +821,7 @@ fmt() {
 ordered_rows() {
     local pat k
     for pat in 'bulk_*' 'cpu_*' 'sys_*' 'ir_*' 'pp_*_free_*' 'pp_*_pinned_*' \
-               'setup_*' 'idle*' 'raised*'; do
+               'setup_*' 'idle*' 'raised*' 'deb*'; do
         for k in "${ROWS[@]}"; do
             # shellcheck disable=SC2254
             case $k in $pat) echo "$k" ;; esac
@@ -800,6 +859,8 @@ print_header() {
          "MaxConnectionsPerChild 0; Timeout 60; ListenBacklog 4096;" \
          "ProxyIOBufferSize unset (each module's default); no access log"
     echo "- idle \"MaxRequestWorkers 10560\" rows: $(echo $MPM_RAISED)"
+    echo "- \"Debian MPM settings\" rows: $(echo $MPM_DEBIAN)" \
+         "(one proxy at a time)"
     echo "- rounds: $ROUNDS (medians; targets interleaved within a round);" \
          "bulk verify: $([ "$VERIFY" = 1 ] && echo on || echo off);" \
          "ping-pong $PP_ROUNDS round trips; setup ${SETUP_SECS}s per run;" \
@@ -880,6 +941,7 @@ main() {
         stop_httpd "$t"
     done
     skipped raised || scenario_idle_raised
+    skipped debian || scenario_idle_debian
     skipped callgrind || scenario_callgrind
     scan_logs
 
