@@ -166,7 +166,9 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     r->input_filters = r->proto_input_filters = c->input_filters;
     c->keepalive = AP_CONN_CLOSE;
 
-    t->zero_copy = zero_copy && ct_relay_can_splice(c);
+    /* Decided once: the filter chains do not change during a tunnel. */
+    t->plain = ct_relay_can_splice(c);
+    t->zero_copy = zero_copy && t->plain;
     rv = apr_socket_timeout_set(origin, 0);
     if (rv == APR_SUCCESS && t->zero_copy) {
         rv = zero_copy_setup(t);

@@ -50,6 +50,7 @@ struct ct_tunnel {
     ct_flow down;               /* origin to client */
     int moved;                  /* bytes or state moved in the last step */
     int nohalfclose;
+    int plain;                  /* plain TCP, passive filters only */
     int zero_copy;              /* both sides may use splice(2) */
     int restore_timeout;        /* client_timeout was changed */
     int client_fd;

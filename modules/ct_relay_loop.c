@@ -178,7 +178,7 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     apr_status_t rv;
     int dup_c, dup_o;
 
-    if (!ct_relay_can_splice(t->c) || t->c->data_in_output_filters
+    if (!t->plain || t->c->data_in_output_filters
         || !APR_BRIGADE_EMPTY(t->bb_up)) {
         return APR_EINVAL;
     }
