@@ -302,14 +302,16 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
                       "failed", 255, url);
         return HTTP_BAD_GATEWAY;
     }
-    if (r->connection->master != NULL) {
-        /* An HTTP/2 stream has no socket of its own to relay with. */
+    if (r->connection->master != NULL
+        && !ct_relay_stream_pollable(r->connection)) {
+        /* A mod_http2 built without pipes gives a stream nothing to
+         * wait on; tell the client before any origin is dialled. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
-                      "CONNECT over HTTP/2 is not supported; the client "
-                      "should use HTTP/1.1 to the proxy");
+                      "CONNECT over HTTP/2 needs a mod_http2 whose streams "
+                      "can be polled; the client should use HTTP/1.1");
         return ct_report_refusal(r, HTTP_NOT_IMPLEMENTED,
                                  CT_PS_REQUEST_ERROR,
-                                 "CONNECT over HTTP/2 is not supported.");
+                                 "CONNECT over HTTP/2 is not supported here.");
     }
     settings(r, pconf, &s);
     /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules,

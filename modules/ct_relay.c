@@ -135,6 +135,41 @@ static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
     return rv;
 }
 
+/*
+ * An HTTP/2 stream has no socket of its own (ap_get_conn_socket() gives
+ * the HTTP/2 connection's, which the tunnel must never touch): mod_http2
+ * lends a pipe that turns readable when the stream's input has bytes.
+ * Its output cannot be polled; a write waits for the stream's window.
+ */
+static apr_status_t stream_pollfd(ct_tunnel *t)
+{
+    apr_pollfd_t pfd;
+    apr_status_t rv;
+
+    memset(&pfd, 0, sizeof(pfd));
+    rv = ap_get_pollfd_from_conn(t->c, &pfd, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (pfd.desc_type == APR_NO_DESC) {
+        /* The CONNECT carried END_STREAM: nothing will come up. */
+        t->up.eof = 1;
+        t->hup[CT_CLIENT] = 1;
+        return APR_SUCCESS;
+    }
+    t->pfd[CT_CLIENT].desc_type = pfd.desc_type;
+    t->pfd[CT_CLIENT].desc = pfd.desc;
+    return APR_SUCCESS;
+}
+
+int ct_relay_stream_pollable(conn_rec *c)
+{
+    apr_pollfd_t pfd;
+
+    memset(&pfd, 0, sizeof(pfd));
+    return ap_get_pollfd_from_conn(c, &pfd, NULL) == APR_SUCCESS;
+}
+
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
                               apr_socket_t *origin, apr_size_t bufsize,
                               int zero_copy)
@@ -168,19 +203,23 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
 
     /* Decided once: the filter chains do not change during a tunnel. */
     t->plain = ct_relay_can_splice(c);
+    t->stream = c->master != NULL;
     t->zero_copy = zero_copy && t->plain;
-    rv = apr_socket_timeout_set(origin, 0);
-    if (rv == APR_SUCCESS && t->zero_copy) {
-        rv = zero_copy_setup(t);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_pollset_create(&t->pollset, 2, r->pool, APR_POLLSET_NOCOPY);
-    }
     for (i = 0; i < 2; i++) {
         t->pfd[i].p = r->pool;
         t->pfd[i].desc_type = APR_POLL_SOCKET;
         t->pfd[i].desc.s = i == CT_CLIENT ? t->client : origin;
         t->pfd[i].client_data = t;
+    }
+    rv = apr_socket_timeout_set(origin, 0);
+    if (rv == APR_SUCCESS && t->stream) {
+        rv = stream_pollfd(t);
+    }
+    if (rv == APR_SUCCESS && t->zero_copy) {
+        rv = zero_copy_setup(t);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_pollset_create(&t->pollset, 2, r->pool, APR_POLLSET_NOCOPY);
     }
     *tp = t;
     return rv;
@@ -207,6 +246,11 @@ static apr_status_t send_client(ct_tunnel *t, const char *data,
 
     b = apr_bucket_transient_create(data, len, t->c->bucket_alloc);
     APR_BRIGADE_INSERT_TAIL(t->bb_down, b);
+    if (t->stream) {
+        /* Nothing can wait in mod_http2's filters for a later pass. */
+        APR_BRIGADE_INSERT_TAIL(t->bb_down,
+                                apr_bucket_flush_create(t->c->bucket_alloc));
+    }
     rv = ap_pass_brigade(t->c->output_filters, t->bb_down);
     apr_brigade_cleanup(t->bb_down);
     /* The core holds back small writes; push them out now. */
@@ -286,8 +330,21 @@ static apr_status_t send_origin(ct_tunnel *t)
     return APR_SUCCESS;
 }
 
+/*
+ * The half-close of an HTTP/2 stream is its END_STREAM, which mod_http2
+ * sends for an EOS bucket; the other way stays open.
+ */
+static void end_stream(ct_tunnel *t)
+{
+    apr_bucket_alloc_t *ba = t->c->bucket_alloc;
+
+    APR_BRIGADE_INSERT_TAIL(t->bb_down, apr_bucket_eos_create(ba));
+    (void)ap_pass_brigade(t->c->output_filters, t->bb_down);
+    apr_brigade_cleanup(t->bb_down);
+}
+
 /* End of one direction: propagate the half-close, or end the tunnel. */
-static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, apr_socket_t *sink)
+static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, int up)
 {
     if (flow->shut) {
         return CT_END_NONE;
@@ -297,7 +354,15 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, apr_socket_t *sink)
     }
     flow->shut = 1;
     /* A peer that already left cannot be told; the other way may go on. */
-    (void)apr_socket_shutdown(sink, APR_SHUTDOWN_WRITE);
+    if (up) {
+        (void)apr_socket_shutdown(t->origin, APR_SHUTDOWN_WRITE);
+    }
+    else if (t->stream) {
+        end_stream(t);
+    }
+    else {
+        (void)apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
+    }
     return CT_END_NONE;
 }
 
@@ -333,7 +398,7 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
         }
     }
     if (flow->eof) {
-        return finish_flow(t, flow, up ? t->origin : t->client);
+        return finish_flow(t, flow, up);
     }
     rv = ct_splice_in(flow->pipe, src, &n);
     if (rv == APR_SUCCESS) {
@@ -395,7 +460,7 @@ static ct_end pump_up(ct_tunnel *t)
         return CT_END_ORIGIN_ERROR;
     }
     if (t->up.eof) {
-        return finish_flow(t, &t->up, t->origin);
+        return finish_flow(t, &t->up, 1);
     }
     if (t->up.pipe) {
         return splice_flow(t, &t->up, 1);
@@ -457,7 +522,7 @@ static ct_end pump_down(ct_tunnel *t)
         t->moved = 1;
     }
     if (t->down.eof) {
-        return finish_flow(t, &t->down, t->client);
+        return finish_flow(t, &t->down, 0);
     }
     /* Nothing is pending in the output filters: they can be bypassed. */
     if (t->zero_copy && use_pipe(t, &t->down) == APR_SUCCESS) {

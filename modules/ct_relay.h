@@ -44,6 +44,12 @@ typedef struct ct_tunnel ct_tunnel;
 void ct_relay_init(void);
 
 /**
+ * Whether an HTTP/2 stream's input can be polled (mod_http2 lends a pipe
+ * for it), which a tunnel over the stream needs.
+ */
+int ct_relay_stream_pollable(conn_rec *c);
+
+/**
  * Set up a tunnel between r's client connection and origin, after the
  * 2xx has been sent.  Strips the filters that must not see tunnel bytes
  * and marks the client connection to close afterwards.

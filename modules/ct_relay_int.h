@@ -51,6 +51,7 @@ struct ct_tunnel {
     int moved;                  /* bytes or state moved in the last step */
     int nohalfclose;
     int plain;                  /* plain TCP, passive filters only */
+    int stream;                 /* an HTTP/2 stream: no socket of its own */
     int zero_copy;              /* both sides may use splice(2) */
     int restore_timeout;        /* client_timeout was changed */
     int client_fd;

@@ -61,7 +61,8 @@ static ct_end check_signalled(ct_tunnel *t, const apr_pollfd_t *fds,
     apr_int32_t i;
 
     for (i = 0; i < n; i++) {
-        int side = fds[i].desc.s == t->client ? CT_CLIENT : CT_ORIGIN;
+        int side = fds[i].desc_type == APR_POLL_SOCKET
+                   && fds[i].desc.s == t->origin ? CT_ORIGIN : CT_CLIENT;
         ct_flow *from = side == CT_CLIENT ? &t->up : &t->down;
         ct_flow *to = side == CT_CLIENT ? &t->down : &t->up;
         ct_end err = side == CT_CLIENT ? CT_END_CLIENT_ERROR

@@ -5,12 +5,11 @@
 #     client's CONNECT works (200, echo, half-close) and is logged
 #     mode=worker, while a plain-TCP tunnel on the same server is handed
 #     off (mode=reactor in the default run).
-#   HTTP/2: a stream has no socket of its own; the module answers 501 to
-#     a CONNECT on an h2 stream (by design, for now) and hands nothing
-#     off.  No HTTP/2 client on the test machine can send a CONNECT
-#     (curl cannot), so the test speaks h2c with prior knowledge itself:
-#     a SETTINGS frame, then a HEADERS frame with :method CONNECT and
-#     :authority; it reads the reply's :status (HPACK, digits only).
+#   HTTP/2: a stream has no socket of its own, so its tunnel is relayed
+#     in the worker mod_http2 gives the stream (t/bin/h2-connect, on
+#     python3-h2, sends the CONNECT with prior knowledge of h2c); the
+#     access log says mode=worker.  t/relay/80_http2.t tests the HTTP/2
+#     relay itself.
 # Runs on a standalone httpd with mod_ssl and mod_http2 and a certificate
 # made for the test, so the suite's server needs neither; the TLS case is
 # repeated on the suite's server when it has a TLS proxy virtual host.
@@ -20,22 +19,22 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use File::Temp ();
-use IO::Select;
 use IO::Socket::INET;
+use JSON::PP ();
 use Socket qw(SHUT_WR);
-use Time::HiRes qw(time);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   write_all wait_until access_lines tunnel_records
-                   log_lines free_port);
+                   wait_until access_lines tunnel_records free_port);
 
 my $libexec = CT::Reactor::Httpd::libexecdir();
 my $have_h2 = $libexec && -e "$libexec/mod_http2.so";
 my $have_ssl = eval { require IO::Socket::SSL; 1 };
 my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0];
+my $python = '/usr/bin/python3';
+my $h2_client = "$FindBin::Bin/../bin/h2-connect";
 
 plan skip_all => 'IO::Socket::SSL and the openssl program are needed'
     unless $have_ssl && $openssl;
-plan tests => 20, need_module('ssl');
+plan tests => 18, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;
@@ -170,147 +169,25 @@ SKIP: {
        or diag explain $rec;
 }
 
-# HTTP/2.
+# HTTP/2: a stream's tunnel is relayed in the stream's worker.
 SKIP: {
-    skip 'mod_http2 is not installed', 7 unless $have_h2;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $h2_port, Timeout => 10);
-    ok $s, 'h2c: connected';
-    my $cport = $s->sockport;
-    my $frame = sub {
-        my ($type, $flags, $stream, $payload) = @_;
-        return substr(pack('N', length $payload), 1)
-               . pack('CCN', $type, $flags, $stream) . $payload;
-    };
-    # Literal header fields without indexing, names from the static
-    # table: 2 is :method, 1 is :authority.
-    my $block = "\x02" . chr(length 'CONNECT') . 'CONNECT'
-              . "\x01" . chr(length $target) . $target;
-    write_all($s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-                  . $frame->(4, 0, 0, '')              # SETTINGS
-                  . $frame->(1, 0x4, 1, $block));     # HEADERS
-    my ($status, $ended, $reset) = h2_response($s, $frame);
-    is $status, 501, 'h2c: CONNECT on an HTTP/2 stream is answered 501';
-    ok $ended || $reset, 'h2c: and the stream is over';
-    close $s;
-    my $line = wait_until(sub { (access_lines($cport, $alog))[0] });
-    ok $line && $line->{status} == 501 && $line->{proto} eq 'HTTP/2.0',
-       'h2c: access log: 501 over HTTP/2.0'
-       or diag explain $line;
-    ok $line && $line->{mode} eq '-', 'h2c: access log: no tunnel-mode';
-    ok scalar log_lines(qr/CT00015: CONNECT over HTTP\/2 is not supported/,
-                        $httpd->file('error_log')),
-       'h2c: the error log says why (CT00015)';
+    skip 'mod_http2 or python3-h2 is not installed', 5
+        unless $have_h2 && system($python, '-c', 'import h2') == 0;
+    open my $fh, '-|', $python, $h2_client, '--port', $h2_port,
+        '--target', $target, '--send', 5000 or die "$h2_client: $!";
+    my ($r) = map { JSON::PP::decode_json($_) } grep { /^\{/ } <$fh>;
+    close $fh;
+    is $r && $r->{status}, 200, 'h2c: CONNECT on a stream is established';
+    ok $r && $r->{received_sha256} eq $r->{sent_sha256} && $r->{ended},
+       'h2c: the tunnel echoes and ends' or diag explain $r;
+    my $line = $r && wait_until(sub {
+        (access_lines($r->{local_port}, $alog))[0] });
+    ok $line && $line->{status} == 200 && $line->{proto} eq 'HTTP/2.0',
+       'h2c: access log: 200 over HTTP/2.0' or diag explain $line;
+    is $line && $line->{mode}, 'worker', 'h2c: access log tunnel-mode=worker';
     my ($st) = tunnel($httpd->port, $target);
     ok $st, 'h2c: the server still takes HTTP/1.1 tunnels';
 }
 
 ok $httpd->stop, 'the standalone server is stopped';
 $origin->stop;
-
-# Read frames until stream 1's HEADERS (its :status), a RST_STREAM or a
-# GOAWAY: (status, END_STREAM seen, reset seen).
-sub h2_response {
-    my ($s, $frame) = @_;
-    my $buf = '';
-    my $deadline = time + 10;
-    my ($status, $ended, $reset);
-    my $sel = IO::Select->new($s);
-    while (time < $deadline) {
-        if (length $buf >= 9) {
-            my ($l1, $l2, $type, $flags, $stream)
-                = unpack 'CnCCN', substr $buf, 0, 9;
-            my $len = ($l1 << 16) | $l2;
-            if (length $buf >= 9 + $len) {
-                my $payload = substr $buf, 9, $len;
-                substr($buf, 0, 9 + $len, '');
-                $stream &= 0x7fffffff;
-                if ($type == 4 && !($flags & 1)) {
-                    write_all($s, $frame->(4, 1, 0, ''));   # SETTINGS ACK
-                }
-                elsif ($type == 1 && $stream == 1) {
-                    $status = hpack_status($payload, $flags);
-                    $ended = $flags & 1;
-                    return ($status, $ended, $reset) if $ended;
-                }
-                elsif ($type == 0 && $stream == 1 && $flags & 1) {
-                    return ($status, 1, $reset);
-                }
-                elsif ($type == 3 && $stream == 1) {
-                    return ($status, $ended, 1);
-                }
-                elsif ($type == 7) {
-                    return ($status, $ended, 1);
-                }
-                next;
-            }
-        }
-        last unless $sel->can_read($deadline - time);
-        my $n = sysread($s, $buf, 65536, length $buf);
-        last unless $n;
-    }
-    return ($status, $ended, $reset);
-}
-
-# HPACK integer with an N-bit prefix at $$pos.
-sub hpack_int {
-    my ($bytes, $pos, $bits) = @_;
-    my $max = (1 << $bits) - 1;
-    my $v = ord(substr $bytes, $$pos++, 1) & $max;
-    return $v if $v < $max;
-    my $shift = 0;
-    while (1) {
-        my $b = ord substr $bytes, $$pos++, 1;
-        $v += ($b & 0x7f) << $shift;
-        $shift += 7;
-        return $v unless $b & 0x80;
-    }
-}
-
-# Huffman code (RFC 7541, appendix B) of the ten digits: all a status
-# needs.  undef for anything else.
-sub huffman_digits {
-    my $bits = unpack 'B*', shift;
-    my %code = ('00000' => 0, '00001' => 1, '00010' => 2, '011001' => 3,
-                '011010' => 4, '011011' => 5, '011100' => 6,
-                '011101' => 7, '011110' => 8, '011111' => 9);
-    my $out = '';
-    while (length $bits) {
-        return $out if length $bits < 8 && $bits !~ /0/;    # EOS padding
-        my ($c) = grep { substr($bits, 0, length $_) eq $_ } keys %code;
-        return unless defined $c;
-        $out .= $code{$c};
-        substr($bits, 0, length $c, '');
-    }
-    return $out;
-}
-
-# The :status of a HEADERS frame's header block (the first field).
-sub hpack_status {
-    my ($p, $flags) = @_;
-    my $pos = 0;
-    my $pad = 0;
-    if ($flags & 0x8) {
-        $pad = ord substr $p, 0, 1;
-        $pos = 1;
-    }
-    $pos += 5 if $flags & 0x20;
-    my @static = (undef, (undef) x 7, 200, 204, 206, 304, 400, 404, 500);
-    while ($pos < length($p) - $pad) {
-        my $b = ord substr $p, $pos, 1;
-        if ($b & 0x80) {
-            return $static[hpack_int($p, \$pos, 7)];
-        }
-        if (($b & 0xe0) == 0x20) {          # dynamic table size update
-            hpack_int($p, \$pos, 5);
-            next;
-        }
-        my $index = hpack_int($p, \$pos, ($b & 0x40) ? 6 : 4);
-        return unless $index >= 8 && $index <= 14;
-        my $huff = ord(substr $p, $pos, 1) & 0x80;
-        my $len = hpack_int($p, \$pos, 7);
-        my $v = substr $p, $pos, $len;
-        return $huff ? huffman_digits($v) : $v;
-    }
-    return;
-}

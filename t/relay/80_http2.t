@@ -1,0 +1,280 @@
+# CONNECT over HTTP/2 (RFC 9113, 8.5): a tunnel is one stream of the
+# client's HTTP/2 connection to the proxy, relayed in the worker that
+# mod_http2 gives the stream (a stream has no socket a reactor could
+# take).  The client is t/bin/h2-connect on python3-h2; the server is a
+# standalone httpd with mod_http2 (h2c with prior knowledge) and mod_ssl
+# (h2 by ALPN), so the suite's own server needs neither.
+#   - 200 on the stream; several streams of one connection at once, each
+#     byte-exact both ways, each its own tunnel (mode=worker, proto
+#     HTTP/2.0, end=closed), whatever the suite's relay mode;
+#   - 64 MiB both ways at once, byte-exact at the client and the origin;
+#   - DATA sent behind the HEADERS, before the 200, reaches the origin;
+#   - half-close each way: an origin that ends its side is seen as
+#     END_STREAM at once; a client END_STREAM reaches the origin as end
+#     of stream while the download goes on;
+#   - the idle timeout ends a stream's tunnel (end=idle-timeout), a
+#     client's RST_STREAM ends it at once (end=client-error);
+#   - a refused origin is a 502 on the stream, and the HTTP/2 connection
+#     keeps serving other streams;
+#   - TLS with ALPN h2 to the proxy.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Apache::Test qw(-withtestmore);
+use File::Temp ();
+use JSON::PP ();
+use CT::Origin;
+use CT::Reactor qw(wait_until access_lines tunnel_records free_port);
+
+my $client = "$FindBin::Bin/../bin/h2-connect";
+my $python = '/usr/bin/python3';
+my $libexec = CT::Reactor::Httpd::libexecdir();
+my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0];
+
+plan skip_all => 'mod_http2 is not installed'
+    unless $libexec && -e "$libexec/mod_http2.so";
+plan skip_all => 'python3-h2 is not installed'
+    unless system($python, '-c', 'import h2') == 0;
+plan tests => 41, need_module('ssl');
+
+local $SIG{ALRM} = sub { die "test timed out\n" };
+alarm 150;
+
+my $certdir = File::Temp::tempdir('ct-h2-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => 1);
+system("$openssl/openssl req -x509 -newkey ec -pkeyopt "
+       . "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost "
+       . "-addext subjectAltName=DNS:localhost "
+       . "-keyout $certdir/key.pem -out $certdir/cert.pem 2>/dev/null") == 0
+    or die 'openssl req failed';
+chmod 0644, "$certdir/key.pem";
+
+my $idle_port = free_port();
+my $tls_port = free_port();
+my $httpd = CT::Reactor::Httpd->start(
+    modules => ['http2', 'socache_shmcb', 'ssl'],
+    conf => <<"EOC");
+Protocols h2c http/1.1
+H2WindowSize 1048576
+SSLSessionCache "shmcb:\@DIR\@/ssl_scache(512000)"
+Listen 127.0.0.1:$idle_port
+<VirtualHost 127.0.0.1:$idle_port>
+    Protocols h2c http/1.1
+    ConnectTunnelIdleTimeout 1
+</VirtualHost>
+Listen 127.0.0.1:$tls_port https
+<VirtualHost 127.0.0.1:$tls_port>
+    Protocols h2 http/1.1
+    SSLEngine on
+    SSLCertificateFile "$certdir/cert.pem"
+    SSLCertificateKeyFile "$certdir/key.pem"
+</VirtualHost>
+EOC
+my $alog = $httpd->file('access_log');
+my $tlog = $httpd->file('tunnels_log');
+
+# Run the client; its streams' reports, in stream order.
+sub h2 {
+    my (%o) = @_;
+    my @cmd = ($python, $client, '--port', $o{port} // $httpd->port,
+               '--target', $o{target}, '--timeout', $o{timeout} // 60);
+    push @cmd, '--tls', '--ca', "$certdir/cert.pem" if $o{tls};
+    for my $k (qw(send seed streams expect reset-after linger)) {
+        push @cmd, "--$k", $o{$k} if defined $o{$k};
+    }
+    push @cmd, '--early' if $o{early};
+    push @cmd, '--no-end' if $o{no_end};
+    open my $fh, '-|', @cmd or die "$client: $!";
+    my @r = map { JSON::PP::decode_json($_) } grep { /^\{/ } <$fh>;
+    close $fh;
+    return @r;
+}
+
+# Access-log lines of one client connection once there are $n.
+sub lines_of {
+    my ($cport, $n) = @_;
+    my @l;
+    wait_until(sub { (@l = access_lines($cport, $alog)) >= $n });
+    return @l;
+}
+
+my $mib = 1 << 20;
+
+# Four streams of one connection, each its own tunnel.
+{
+    my $o = CT::Origin->start('echo');
+    my @r = h2(target => "127.0.0.1:" . $o->port, send => $mib,
+               streams => 4);
+    is scalar @r, 4, 'four streams reported';
+    is scalar(grep { $_->{status} == 200 } @r), 4,
+       'every stream is answered 200';
+    is scalar(grep { $_->{received} == $mib
+                     && $_->{received_sha256} eq $_->{sent_sha256}
+                     && $_->{ended} && !$_->{reset} } @r), 4,
+       'every stream echoes its 1 MiB byte-exact and ends cleanly';
+    my %want = map { $_->{sent_sha256} => 1 } @r;
+    is scalar(keys %want), 4, 'the four streams carried different bytes';
+    my %got = map { ($o->wait_for($_, 'sha256') // {})->{sha256} // '' => 1 }
+              1 .. 4;
+    is_deeply \%got, \%want, 'the origin got each stream whole';
+    my @l = lines_of($r[0]{local_port}, 4);
+    is scalar(grep { $_->{proto} eq 'HTTP/2.0' && $_->{status} == 200
+                     && $_->{mode} eq 'worker' && $_->{end} eq 'closed'
+                     && $_->{up} == $mib && $_->{down} == $mib } @l), 4,
+       'access log: four HTTP/2.0 tunnels, mode=worker end=closed, exact'
+       or diag explain \@l;
+    $o->stop;
+}
+
+# 64 MiB both ways at once.
+{
+    my $o = CT::Origin->start('echo');
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, send => 64 * $mib,
+                 seed => 64);
+    is $r->{status}, 200, '64 MiB: established';
+    is $r->{received}, 64 * $mib, '64 MiB: every byte came back';
+    is $r->{received_sha256}, $r->{sent_sha256}, '64 MiB: byte-exact';
+    my $rep = $o->wait_for(1, 'sha256');
+    ok $rep && $rep->{bytes} == 64 * $mib
+           && $rep->{sha256} eq $r->{sent_sha256},
+       '64 MiB: the origin got it whole' or diag explain $rep;
+    my ($rec) = wait_until(sub { my @t = grep { $_->{up} == 64 * $mib }
+                                         tunnel_records("127.0.0.1:"
+                                             . $o->port, $tlog);
+                                 $t[0] });
+    ok $rec && $rec->{down} == 64 * $mib && $rec->{mode} eq 'worker',
+       '64 MiB: tunnels_log up and down exact, mode=worker'
+       or diag explain $rec;
+    $o->stop;
+}
+
+# Bytes behind the HEADERS, sent before the 200 came.
+{
+    my $o = CT::Origin->start('echo');
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, send => 100_000,
+                 early => 1);
+    is $r->{status}, 200, 'early data: established';
+    is $r->{received_sha256}, $r->{sent_sha256},
+       'early data: echoed byte-exact';
+    my $rep = $o->wait_for(1, 'sha256');
+    is $rep && $rep->{sha256}, $r->{sent_sha256},
+       'early data: the origin got all of it, in order';
+    $o->stop;
+}
+
+# The origin ends its side while the client's is still open: the client
+# is told at once (END_STREAM), not when the idle timeout strikes.
+# (mod_http2 then resets the stream with NO_ERROR, as it does for any
+# request whose response is complete: an upload cannot go on after it.)
+{
+    my $o = CT::Origin->start('source', bytes => 1000, seed => 11);
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, no_end => 1,
+                 timeout => 20);
+    is $r->{status}, 200, 'origin end: established';
+    ok $r->{received} == 1000
+           && $r->{received_sha256}
+              eq CT::Origin::Stream->digest_of(1000, 11),
+       'origin end: its 1000 bytes came through' or diag explain $r;
+    ok $r->{ended} && (!$r->{reset} || $r->{reset_code} == 0),
+       'origin end: then END_STREAM (a reset, if any, is NO_ERROR)'
+       or diag explain $r;
+    my @l = lines_of($r->{local_port}, 1);
+    ok $l[0] && $l[0]->{end} ne 'idle-timeout',
+       'origin end: the tunnel ended with it, not by the idle timeout'
+       or diag explain \@l;
+    $o->stop;
+}
+
+# The client half-closes first (END_STREAM at once); the download goes on.
+{
+    my $o = CT::Origin->start('source', bytes => 8 * $mib, seed => 3);
+    my ($r) = h2(target => "127.0.0.1:" . $o->port);
+    is $r->{status}, 200, 'client half-close: established';
+    is $r->{received}, 8 * $mib,
+       'client half-close: 8 MiB came down after END_STREAM';
+    is $r->{received_sha256},
+       CT::Origin::Stream->digest_of(8 * $mib, 3),
+       'client half-close: byte-exact';
+    ok $r->{ended} && !$r->{reset}, 'client half-close: then END_STREAM';
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'closed', 'client half-close: end=closed';
+    $o->stop;
+}
+
+# Idle timeout (1 s on that virtual host): the stream ends by itself.
+{
+    my $o = CT::Origin->start('echo');
+    my ($r) = h2(port => $idle_port, target => "127.0.0.1:" . $o->port,
+                 send => 10, no_end => 1, timeout => 20);
+    is $r->{status}, 200, 'idle: established';
+    is $r->{received}, 10, 'idle: echoed';
+    ok $r->{ended} || $r->{reset},
+       'idle: the proxy ended the stream (the client waits up to 20 s)';
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'idle-timeout',
+       'idle: access log end=idle-timeout' or diag explain \@l;
+    $o->stop;
+}
+
+# A client's RST_STREAM ends the tunnel at once, and the origin's side.
+{
+    my $o = CT::Origin->start('source', bytes => 512 * $mib, seed => 5);
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, no_end => 1,
+                 'reset-after' => 1, linger => 2);
+    is $r->{status}, 200, 'reset: established';
+    ok $r->{cancelled}, 'reset: the client cancelled the stream';
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'client-error',
+       'reset: access log end=client-error' or diag explain \@l;
+    ok $l[0] && $l[0]->{down} < 512 * $mib,
+       'reset: the tunnel did not run to the end of the download';
+    my $rep = $o->wait_for(1, 'error', 20);
+    ok $rep && $rep->{error} && !$rep->{done},
+       'reset: the origin saw its connection end early'
+       or diag explain $rep;
+    $o->stop;
+}
+
+# A refused origin: 502 on the stream; the connection goes on.
+{
+    my $o = CT::Origin->start('echo');
+    my $closed = free_port();
+    my @r = h2(target => "127.0.0.1:$closed", streams => 1);
+    is $r[0] && $r[0]->{status}, 502, 'refused origin: 502 on the stream';
+    ok $r[0] && $r[0]->{ended}
+           && (!$r[0]->{reset} || $r[0]->{reset_code} == 0),
+       'refused origin: the error stream ends normally (END_STREAM; a '
+       . 'reset, if any, is NO_ERROR)' or diag explain \@r;
+    my @l = lines_of($r[0]->{local_port}, 1);
+    ok $l[0] && $l[0]->{status} == 502 && $l[0]->{proto} eq 'HTTP/2.0',
+       'refused origin: access log 502 over HTTP/2.0';
+    my ($ok) = h2(target => "127.0.0.1:" . $o->port, send => 1000);
+    ok $ok && $ok->{status} == 200
+           && $ok->{received_sha256} eq $ok->{sent_sha256},
+       'refused origin: the next tunnel works';
+    $o->stop;
+}
+
+# TLS to the proxy, HTTP/2 by ALPN.
+{
+    my $o = CT::Origin->start('echo');
+    my ($r) = h2(port => $tls_port, tls => 1,
+                 target => "127.0.0.1:" . $o->port, send => 4 * $mib,
+                 seed => 9);
+    is $r && $r->{status}, 200, 'TLS h2: established';
+    ok $r && $r->{received} == 4 * $mib
+           && $r->{received_sha256} eq $r->{sent_sha256},
+       'TLS h2: 4 MiB echoed byte-exact' or diag explain $r;
+    my @l = $r ? lines_of($r->{local_port}, 1) : ();
+    ok $l[0] && $l[0]->{proto} eq 'HTTP/2.0' && $l[0]->{mode} eq 'worker'
+           && $l[0]->{end} eq 'closed',
+       'TLS h2: access log HTTP/2.0, mode=worker, end=closed'
+       or diag explain \@l;
+    $o->stop;
+}
+
+ok !CT::Reactor::log_lines(qr/AH00052|AH00051|segfault/,
+                           $httpd->file('error_log')),
+   'no child crashed';
+ok $httpd->stop, 'the standalone server is stopped';
