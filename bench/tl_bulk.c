@@ -380,7 +380,7 @@ int tl_mode_bulk(tl_run *run, int up)
         return 2;
     }
     tl_dialer_init(&b.d, run->epfd, run->o->proxy_port,
-                   run->o->origin_port);
+                   run->o->origin_port, run->o->source);
     b.active = run->o->tunnels;
     for (i = 0; i < run->o->tunnels; i++) {
         if (tl_tunnel_begin(&b.d, &b.c[i].t, &b.c[i]) != 0) {

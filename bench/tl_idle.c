@@ -237,7 +237,8 @@ int tl_mode_idle(tl_run *run)
     for (i = 0; i < run->o->tunnels; i++) {
         s.t[i].fd = -1;
     }
-    tl_dialer_init(&s.d, run->epfd, run->o->proxy_port, run->o->origin_port);
+    tl_dialer_init(&s.d, run->epfd, run->o->proxy_port, run->o->origin_port,
+                   run->o->source);
     if (open_all(&s) == 0) {
         s.t_ready = tl_now_ns();
         printf("READY held=%d failed=%d timed_out=%d open_seconds=%.3f\n",

@@ -34,6 +34,7 @@ typedef struct {
     int inflight;               /* idle: opens in flight at once */
     size_t io_size;             /* bytes per read or write call */
     const char *label;          /* echoed as label= in the output */
+    uint32_t source;            /* client address (network order), or 0 */
 } tl_opts;
 
 /* What every mode's loop needs besides its own state. */

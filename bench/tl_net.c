@@ -46,7 +46,7 @@ static void loopback(struct sockaddr_in *sa, int port)
     sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 }
 
-int tl_connect_start(int port)
+int tl_connect_start(int port, uint32_t source)
 {
     struct sockaddr_in sa;
     int fd, one = 1, saved;
@@ -58,6 +58,19 @@ int tl_connect_start(int port)
     /* Ping-pong of one byte measures latency, not Nagle's delay. */
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
         goto fail;
+    }
+    if (source != 0) {
+        /* The port is chosen at connect(), per destination, as it would
+         * be without the bind. */
+        if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                       sizeof(one)) != 0) {
+            goto fail;
+        }
+        loopback(&sa, 0);
+        sa.sin_addr.s_addr = source;
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            goto fail;
+        }
     }
     loopback(&sa, port);
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0

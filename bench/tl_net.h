@@ -26,10 +26,11 @@ uint64_t tl_now_ns(void);
 int tl_nonblock(int fd);
 
 /**
- * Start a non-blocking connect to 127.0.0.1:port with Nagle off; the fd,
- * or -1 with errno set.  Completion is seen as writability.
+ * Start a non-blocking connect to 127.0.0.1:port with Nagle off, from
+ * the loopback address source (network order; 0: the kernel's choice);
+ * the fd, or -1 with errno set.  Completion is seen as writability.
  */
-int tl_connect_start(int port);
+int tl_connect_start(int port, uint32_t source);
 
 /**
  * The outcome of a connect started by tl_connect_start(): 0, or the

@@ -162,7 +162,7 @@ int tl_mode_pingpong(tl_run *run)
     uint64_t t0, t_first = 0, t_last = 0;
     long i, total = o->warmup + o->rounds;
 
-    tl_dialer_init(&d, run->epfd, o->proxy_port, o->origin_port);
+    tl_dialer_init(&d, run->epfd, o->proxy_port, o->origin_port, o->source);
     if (open_one(run, &d, &t) != 0) {
         why = t.why;
         total = 0;
@@ -348,7 +348,8 @@ int tl_mode_setup(tl_run *run)
         perror("tunnel-load: calloc");
         return 2;
     }
-    tl_dialer_init(&s.d, run->epfd, run->o->proxy_port, run->o->origin_port);
+    tl_dialer_init(&s.d, run->epfd, run->o->proxy_port, run->o->origin_port,
+                   run->o->source);
     s.t_stop_new = run->t_start + (uint64_t)(run->o->duration * 1e9);
     slots_tend(&s, tl_now_ns());
     while (slots_busy(&s) > 0) {

@@ -13,7 +13,7 @@
 #include "tl_tunnel.h"
 
 void tl_dialer_init(tl_dialer *d, int epfd, int proxy_port,
-                    int origin_port)
+                    int origin_port, uint32_t source)
 {
     int n;
 
@@ -21,6 +21,7 @@ void tl_dialer_init(tl_dialer *d, int epfd, int proxy_port,
     d->epfd = epfd;
     d->proxy_port = proxy_port;
     d->origin_port = origin_port;
+    d->source = source;
     n = snprintf(d->request, sizeof(d->request),
                  "CONNECT 127.0.0.1:%d HTTP/1.1\r\n"
                  "Host: 127.0.0.1:%d\r\n\r\n", origin_port, origin_port);
@@ -72,7 +73,8 @@ int tl_tunnel_begin(tl_dialer *d, tl_tunnel *t, void *owner)
     memset(t, 0, sizeof(*t));
     t->owner = owner;
     t->t_begin = tl_now_ns();
-    t->fd = tl_connect_start(d->proxy_port ? d->proxy_port : d->origin_port);
+    t->fd = tl_connect_start(d->proxy_port ? d->proxy_port : d->origin_port,
+                             d->source);
     if (t->fd < 0) {
         t->why = errno == EMFILE || errno == ENFILE ? "out-of-fds"
                  : errno == EADDRNOTAVAIL ? "out-of-ports" : "socket";

@@ -37,6 +37,7 @@ typedef struct {
     int epfd;
     int proxy_port;             /* 0: direct to the origin */
     int origin_port;
+    uint32_t source;            /* client address (network order), or 0 */
     char request[160];          /* the CONNECT request, ready to send */
     size_t request_len;
 } tl_dialer;
@@ -58,10 +59,11 @@ typedef struct {
 
 /**
  * Prepare a dialer for tunnels to origin_port on 127.0.0.1, through the
- * proxy on proxy_port or, with proxy_port 0, directly.
+ * proxy on proxy_port or, with proxy_port 0, directly, from the client
+ * address source (network order; 0: the kernel's choice).
  */
 void tl_dialer_init(tl_dialer *d, int epfd, int proxy_port,
-                    int origin_port);
+                    int origin_port, uint32_t source);
 
 /**
  * Start opening t; 0, or -1 with t->why set (nothing to close).

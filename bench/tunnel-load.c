@@ -17,6 +17,7 @@
  * pairs on stdout; progress and errors go to stderr.
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -56,7 +57,8 @@ static void usage(FILE *f)
         "                     before it counts as stalled (default 10)\n"
         "  --time-limit S     seconds for the whole run (default 600)\n"
         "  --io-size SIZE     bytes per read or write (default 256K)\n"
-        "  --label TEXT       echoed as label= in the result line\n");
+        "  --label TEXT       echoed as label= in the result line\n"
+        "  --source ADDR      connect from this 127.x.y.z address\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -135,7 +137,7 @@ enum {
     OPT_MODE = 256, OPT_PROXY, OPT_DIRECT, OPT_ORIGIN, OPT_TUNNELS, OPT_BYTES,
     OPT_VERIFY, OPT_SIZE, OPT_ROUNDS, OPT_WARMUP, OPT_CONC, OPT_DURATION,
     OPT_HOLD, OPT_INFLIGHT, OPT_OPEN_TIMEOUT, OPT_STALL_TIMEOUT,
-    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_HELP
+    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_SOURCE, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -158,6 +160,7 @@ static const struct option longopts[] = {
     { "time-limit", required_argument, NULL, OPT_TIME_LIMIT },
     { "io-size", required_argument, NULL, OPT_IO_SIZE },
     { "label", required_argument, NULL, OPT_LABEL },
+    { "source", required_argument, NULL, OPT_SOURCE },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -230,6 +233,11 @@ static int set_option(tl_opts *o, int opt, const char *arg)
         rc = tl_parse_size(arg, &size) != 0 || size < 1
              || size > TL_MAX_IO ? -1 : 0;
         o->io_size = (size_t)size;
+        break;
+    case OPT_SOURCE:
+        /* A loopback address only: the bench never leaves the machine. */
+        rc = inet_pton(AF_INET, arg, &o->source) == 1
+             && (ntohl(o->source) >> 24) == 127 ? 0 : -1;
         break;
     case OPT_LABEL:
         o->label = arg;
