@@ -140,7 +140,7 @@ static void adopt(ct_reactor *re)
             re->live->prev = t;
         }
         re->live = t;
-        if ((end = ct_rtunnel_pump(t)) != CT_END_NONE) {
+        if ((end = ct_rtunnel_pump(t, CT_READ_BOTH)) != CT_END_NONE) {
             finish(re, t, end);
         }
     }
@@ -171,7 +171,9 @@ static void on_event(ct_reactor *re, struct epoll_event *ev)
             return;
         }
     }
-    end = ct_rtunnel_pump(t);
+    end = ct_rtunnel_pump(t, ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)
+                             ? (s->side == 0 ? CT_READ_CLIENT : CT_READ_ORIGIN)
+                             : 0);
     if (end != CT_END_NONE) {
         finish(re, t, end);
     }

@@ -68,7 +68,7 @@ typedef struct {
     apr_uint64_t bytes;
     unsigned int eof:1;
     unsigned int shut:1;
-    unsigned int drained:1;     /* a read came up short this wake-up */
+    unsigned int drained:1;     /* not to be read again this wake-up */
 } ct_rdir;
 
 /* What epoll hands back: the tunnel and which of its sockets. */
@@ -123,11 +123,19 @@ struct ct_reactor {
     volatile apr_uint32_t stop;     /* close everything and exit */
 };
 
+/* Which sockets a pump may read: those epoll said are readable. */
+#define CT_READ_CLIENT 1
+#define CT_READ_ORIGIN 2
+#define CT_READ_BOTH (CT_READ_CLIENT | CT_READ_ORIGIN)
+
 /**
  * Move what can move in both directions and register what each socket
- * waits for.  @return CT_END_NONE while the tunnel goes on
+ * waits for.  Only the sockets in readable (CT_READ_*) are read, and
+ * those whose bytes just reached the other side (they were not watched
+ * meanwhile): a read that would only say EAGAIN costs a system call per
+ * wake-up.  @return CT_END_NONE while the tunnel goes on
  */
-ct_end ct_rtunnel_pump(ct_rtunnel *t);
+ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable);
 
 /**
  * Stop watching one of the tunnel's sockets.

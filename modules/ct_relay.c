@@ -185,7 +185,6 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     t->client = ap_get_conn_socket(c);
     t->bufsize = bufsize;
     t->idle = r->server->timeout;
-    t->buf = apr_palloc(r->pool, bufsize);
     t->bb_up = apr_brigade_create(r->pool, c->bucket_alloc);
     t->bb_down = apr_brigade_create(r->pool, c->bucket_alloc);
     t->nohalfclose = apr_table_get(r->subprocess_env,
@@ -218,9 +217,8 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     if (rv == APR_SUCCESS && t->zero_copy) {
         rv = zero_copy_setup(t);
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_pollset_create(&t->pollset, 2, r->pool, APR_POLLSET_NOCOPY);
-    }
+    /* The read buffer and the pollset come when first needed: a tunnel
+     * handed to a reactor needs neither. */
     *tp = t;
     return rv;
 }
@@ -527,6 +525,9 @@ static ct_end pump_down(ct_tunnel *t)
     /* Nothing is pending in the output filters: they can be bypassed. */
     if (t->zero_copy && use_pipe(t, &t->down) == APR_SUCCESS) {
         return splice_flow(t, &t->down, 0);
+    }
+    if (t->buf == NULL) {
+        t->buf = apr_palloc(t->r->pool, t->bufsize);
     }
     rv = apr_socket_recv(t->origin, t->buf, &len);
     if (len > 0) {

@@ -131,7 +131,18 @@ static ct_end run_loop(ct_tunnel *t)
 
 ct_end ct_tunnel_run(ct_tunnel *t)
 {
-    ct_end end = run_loop(t);
+    apr_status_t rv;
+    ct_end end;
+
+    rv = apr_pollset_create(&t->pollset, 2, t->r->pool, APR_POLLSET_NOCOPY);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00077)
+                      "creating the tunnel's pollset failed");
+        end = CT_END_INTERNAL;
+    }
+    else {
+        end = run_loop(t);
+    }
 
     if (t->restore_timeout) {
         /* The MPM's lingering close relies on the socket's timeout. */

@@ -192,7 +192,10 @@ static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
         d->eof = 1;
         *moved = 1;
     }
-    else if (!APR_STATUS_IS_EAGAIN(rv)) {
+    else if (APR_STATUS_IS_EAGAIN(rv)) {
+        d->drained = 1;
+    }
+    else {
         return src_err;
     }
     give_pipe(t->owner, d);
@@ -236,6 +239,8 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
         if (d->len > 0) {
             return CT_END_NONE;
         }
+        /* Its source was not watched while bytes were held: read it. */
+        d->drained = 0;
         *moved = 1;
     }
     if (d->pipe && d->pipe->p.pending > 0) {
@@ -246,6 +251,7 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
         if (d->pipe->p.pending > 0) {
             return CT_END_NONE;
         }
+        d->drained = 0;
         *moved = 1;
     }
     if (d->eof) {
@@ -273,8 +279,11 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
         return CT_END_NONE;
     }
     if (n < 0) {
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
-               ? CT_END_NONE : src_err;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            d->drained = 1;
+            return CT_END_NONE;
+        }
+        return src_err;
     }
     *moved = 1;
     t->last = apr_time_now();
@@ -298,12 +307,13 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
 }
 
 /* Move what can move; register what each socket waits for. */
-ct_end ct_rtunnel_pump(ct_rtunnel *t)
+ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
 {
     ct_end end;
     int round, moved = 1, side, rv;
 
-    t->dir[0].drained = t->dir[1].drained = 0;
+    t->dir[0].drained = !(readable & CT_READ_CLIENT);
+    t->dir[1].drained = !(readable & CT_READ_ORIGIN);
     for (round = 0; moved && round < CT_ROUNDS; round++) {
         moved = 0;
         if ((end = step(t, 0, &moved)) != CT_END_NONE
