@@ -11,7 +11,9 @@
  * worth of bytes: while they cannot be written, the source is not read
  * (backpressure), so memory stays flat whatever the peers do.  Reads are
  * attempted before waiting, never only on readability, because TLS and the
- * core input filter can hold bytes the socket no longer shows.
+ * core input filter can hold bytes the socket no longer shows.  A plain-TCP
+ * client's input is taken from the filters once (what the core holds goes
+ * first) and its socket is spliced, or read directly, from then on.
  */
 
 #include <sys/uio.h>
@@ -421,20 +423,84 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
     return CT_END_NONE;
 }
 
-/* Whether the last read gave fewer bytes than asked for, in data only. */
-static int short_read(ct_tunnel *t)
+/*
+ * AP_MODE_EXHAUSTIVE makes
+ * the core input filter hand over, without reading, what it holds (bytes
+ * read past the request, less than one socket read) and its socket
+ * bucket, which is dropped: from now on the socket is read directly.
+ * Reading instead would let the core read ahead without bound while an
+ * upload streams in, and keep part of a read when the caller's size ends
+ * inside it.  APR_EOF when the client already closed its side (nothing is
+ * taken then).
+ */
+apr_status_t ct_tunnel_take_input(ct_tunnel *t)
 {
-    apr_off_t len;
-    apr_bucket *b;
+    apr_bucket *b, *next;
+    apr_status_t rv;
 
+    rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_EXHAUSTIVE,
+                        APR_NONBLOCK_READ, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t->taken = 1;
     for (b = APR_BRIGADE_FIRST(t->bb_up); b != APR_BRIGADE_SENTINEL(t->bb_up);
-         b = APR_BUCKET_NEXT(b)) {
+         b = next) {
+        next = APR_BUCKET_NEXT(b);
+        /* The EOS the core adds, and the socket bucket (whose destroy
+         * leaves the socket alone). */
         if (APR_BUCKET_IS_METADATA(b) || b->length == (apr_size_t)-1) {
-            return 0;
+            apr_bucket_delete(b);
         }
     }
-    return apr_brigade_length(t->bb_up, 0, &len) == APR_SUCCESS
-           && len < (apr_off_t)t->bufsize;
+    return APR_SUCCESS;
+}
+
+/*
+ * Read the client's socket directly into the up brigade (a transient
+ * bucket over the tunnel's own buffer, read again only once the brigade
+ * is empty), telling mod_logio as the filters would have.
+ */
+static ct_end recv_up(ct_tunnel *t)
+{
+    apr_size_t len = t->bufsize;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!t->restore_timeout) {
+        /* A read that waits would stall the other direction. */
+        rv = apr_socket_timeout_get(t->client, &t->client_timeout);
+        if (rv == APR_SUCCESS) {
+            rv = apr_socket_timeout_set(t->client, 0);
+            t->restore_timeout = rv == APR_SUCCESS;
+        }
+    }
+    if (t->upbuf == NULL) {
+        t->upbuf = apr_palloc(t->r->pool, t->bufsize);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_recv(t->client, t->upbuf, &len);
+    }
+    if (len > 0) {
+        APR_BRIGADE_INSERT_TAIL(t->bb_up, apr_bucket_transient_create(
+                                    t->upbuf, len, t->c->bucket_alloc));
+        t->moved = 1;
+        if (ct_logio_in) {
+            ct_logio_in(t->c, (apr_off_t)len);
+        }
+    }
+    if (APR_STATUS_IS_EOF(rv)) {
+        t->up.eof = 1;
+        t->moved = 1;
+    }
+    else if (APR_STATUS_IS_EAGAIN(rv)) {
+        t->up.want_read = 1;
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00078)
+                      "reading from the client's socket failed");
+        return CT_END_CLIENT_ERROR;
+    }
+    return CT_END_NONE;
 }
 
 /* One step client to origin. */
@@ -463,6 +529,28 @@ static ct_end pump_up(ct_tunnel *t)
     if (t->up.pipe) {
         return splice_flow(t, &t->up, 1);
     }
+    if (t->zero_copy && !t->taken) {
+        /* Splicing reads the socket: first take it, and what the core
+         * input filter holds, away from the filters. */
+        rv = ct_tunnel_take_input(t);
+        if (APR_STATUS_IS_EOF(rv)) {
+            t->up.eof = 1;
+        }
+        else if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00079)
+                          "taking the client's input from the filters failed");
+            return CT_END_CLIENT_ERROR;
+        }
+        /* The next round sends what was taken, then splices. */
+        t->moved = 1;
+        return CT_END_NONE;
+    }
+    if (t->taken) {
+        if (t->zero_copy && use_pipe(t, &t->up) == APR_SUCCESS) {
+            return splice_flow(t, &t->up, 1);
+        }
+        return recv_up(t);
+    }
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, t->bufsize);
     if (APR_STATUS_IS_EOF(rv)) {
@@ -473,11 +561,6 @@ static ct_end pump_up(ct_tunnel *t)
     else if (APR_STATUS_IS_EAGAIN(rv)
              || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(t->bb_up))) {
         t->up.want_read = 1;
-        /* The input filters hold nothing more (early data is out): from
-         * now on the socket can be read directly. */
-        if (t->zero_copy && APR_BRIGADE_EMPTY(t->bb_up)) {
-            (void)use_pipe(t, &t->up);
-        }
     }
     else if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00041)
@@ -486,11 +569,6 @@ static ct_end pump_up(ct_tunnel *t)
     }
     else {
         t->moved = 1;
-        /* Less than asked for: the core input filter read the socket dry
-         * and holds nothing more, so the socket can be read directly. */
-        if (t->zero_copy && short_read(t)) {
-            (void)use_pipe(t, &t->up);
-        }
     }
     return CT_END_NONE;
 }

@@ -90,9 +90,11 @@ struct ct_handoff_s;
 
 /**
  * Prepare to give the tunnel to a reactor: the client connection must be
- * plain TCP with passive filters and nothing pending either way; bytes the
- * input filters hold are drained into h->early.  On success h holds
- * duplicates of both descriptors; otherwise the tunnel stays usable here.
+ * plain TCP with passive filters and nothing pending either way.  The
+ * client's input is taken from the filters (bytes the core held go to
+ * h->early; the socket is read directly from then on).  On success h
+ * holds duplicates of both descriptors; otherwise the tunnel stays usable
+ * here.
  */
 apr_status_t ct_tunnel_handoff(ct_tunnel *t, struct ct_handoff_s *h);
 

@@ -39,6 +39,7 @@ struct ct_tunnel {
     apr_bucket_brigade *bb_up;  /* client bytes not yet sent to origin */
     apr_bucket_brigade *bb_down;
     char *buf;                  /* origin reads */
+    char *upbuf;                /* client reads once the input is taken */
     apr_size_t bufsize;
     apr_interval_time_t idle;
     apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
@@ -52,6 +53,8 @@ struct ct_tunnel {
     int nohalfclose;
     int plain;                  /* plain TCP, passive filters only */
     int stream;                 /* an HTTP/2 stream: no socket of its own */
+    int taken;                  /* the client's input was taken from the
+                                 * filters: its socket is read directly */
     int zero_copy;              /* both sides may use splice(2) */
     int restore_timeout;        /* client_timeout was changed */
     int client_fd;
@@ -64,5 +67,13 @@ struct ct_tunnel {
  * so that its socket may be used directly (splice(2), hand-off).
  */
 int ct_relay_can_splice(conn_rec *c);
+
+/**
+ * Take the client's input away from the filters: what the core input
+ * filter holds goes to bb_up, and the socket is read directly from then
+ * on (t->taken).  APR_EOF, with nothing taken, when the client already
+ * closed its side.
+ */
+apr_status_t ct_tunnel_take_input(ct_tunnel *t);
 
 #endif /* CT_RELAY_INT_H */

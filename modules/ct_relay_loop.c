@@ -151,42 +151,37 @@ ct_end ct_tunnel_run(ct_tunnel *t)
     return end;
 }
 
-/*
- * Read what the client's input filters already hold, without blocking,
- * into bb_up.  One read asks for one byte more than a reactor takes: a
- * shorter answer means the core input filter read the socket dry and
- * holds nothing more, which is what a hand-off needs (the reactor reads
- * the socket itself).  Anything else keeps the tunnel in its worker, with
- * the bytes still queued in bb_up.
- */
-static apr_status_t drain_input(ct_tunnel *t, apr_off_t *have)
+/* Copy the taken-over bytes into h->early, if the reactor can hold them. */
+static apr_status_t early_bytes(ct_tunnel *t, ct_handoff *h)
 {
+    apr_off_t have;
     apr_status_t rv;
+    char *early;
 
-    *have = 0;
-    rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
-                        APR_NONBLOCK_READ, CT_REACTOR_BUFSIZE + 1);
-    if (APR_STATUS_IS_EAGAIN(rv)) {
-        return APR_SUCCESS;
-    }
-    if (rv != APR_SUCCESS) {
+    h->early = NULL;
+    h->early_len = 0;
+    if ((rv = apr_brigade_length(t->bb_up, 1, &have)) != APR_SUCCESS) {
         return rv;
     }
-    if (!APR_BRIGADE_EMPTY(t->bb_up)
-        && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(t->bb_up))) {
-        /* The client already closed its side: stay here. */
-        return APR_EOF;
+    if (have > CT_REACTOR_BUFSIZE) {
+        return APR_ENOSPC;
     }
-    if ((rv = apr_brigade_length(t->bb_up, 1, have)) != APR_SUCCESS) {
-        return rv;
+    if (have > 0) {
+        h->early_len = (apr_size_t)have;
+        early = apr_palloc(t->r->pool, h->early_len);
+        if ((rv = apr_brigade_flatten(t->bb_up, early, &h->early_len))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        h->early = early;
     }
-    return *have > CT_REACTOR_BUFSIZE ? APR_ENOSPC : APR_SUCCESS;
+    apr_brigade_cleanup(t->bb_up);
+    return APR_SUCCESS;
 }
 
 apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
 {
     apr_os_sock_t cfd, ofd;
-    apr_off_t have;
     apr_status_t rv;
     int dup_c, dup_o;
 
@@ -194,25 +189,12 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
         || !APR_BRIGADE_EMPTY(t->bb_up)) {
         return APR_EINVAL;
     }
-    if ((rv = drain_input(t, &have)) != APR_SUCCESS) {
-        return rv;
-    }
-    h->early_len = (apr_size_t)have;
-    h->early = NULL;
-    if (have > 0) {
-        char *early = apr_palloc(t->r->pool, h->early_len);
-
-        if ((rv = apr_brigade_flatten(t->bb_up, early, &h->early_len))
-            != APR_SUCCESS) {
-            return rv;
-        }
-        h->early = early;
-    }
     if ((rv = apr_os_sock_get(&cfd, t->client)) != APR_SUCCESS
         || (rv = apr_os_sock_get(&ofd, t->origin)) != APR_SUCCESS) {
         return rv;
     }
-    /* Copies that outlive the MPM's close and ours; never inherited. */
+    /* Copies that outlive the MPM's close and ours; never inherited.
+     * Made first: once the input is taken, the hand-off must not fail. */
     dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
     dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
     if (dup_o < 0) {
@@ -222,7 +204,15 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
         }
         return rv;
     }
-    apr_brigade_cleanup(t->bb_up);
+    if ((rv = ct_tunnel_take_input(t)) != APR_SUCCESS
+        || (rv = early_bytes(t, h)) != APR_SUCCESS) {
+        /* The client closed already, or (never with httpd's own core
+         * input filter) it held more than a reactor takes: the tunnel
+         * stays here, with what was taken queued in bb_up. */
+        close(dup_c);
+        close(dup_o);
+        return rv;
+    }
     if (t->restore_timeout) {
         (void)apr_socket_timeout_set(t->client, t->client_timeout);
     }
