@@ -18,12 +18,12 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
-use File::Temp ();
 use IO::Socket::INET;
 use JSON::PP ();
 use Socket qw(SHUT_WR);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records free_port);
+                   wait_until access_lines tunnel_records free_port
+                   test_cert);
 
 my $libexec = CT::Reactor::Httpd::libexecdir();
 my $have_h2 = $libexec && -e "$libexec/mod_http2.so";
@@ -43,15 +43,7 @@ my $want = suite_mode() eq 'reactor' ? 'reactor' : 'worker';
 my $origin = start_origin();
 my $target = '127.0.0.1:' . $origin->port('echo');
 
-# A certificate for CN=localhost, for this test only.
-my $certdir = File::Temp::tempdir('ct-cert-XXXXXX', TMPDIR => 1,
-                                  CLEANUP => 1);
-system("$openssl/openssl req -x509 -newkey ec -pkeyopt "
-       . "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost "
-       . "-addext subjectAltName=DNS:localhost "
-       . "-keyout $certdir/key.pem -out $certdir/cert.pem 2>/dev/null") == 0
-    or die 'openssl req failed';
-chmod 0644, "$certdir/key.pem";
+my $certdir = test_cert();
 
 my $tls_port = free_port();
 my $h2_port = free_port();

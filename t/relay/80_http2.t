@@ -22,15 +22,14 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
-use File::Temp ();
 use JSON::PP ();
 use CT::Origin;
-use CT::Reactor qw(wait_until access_lines tunnel_records free_port);
+use CT::Reactor qw(wait_until access_lines tunnel_records free_port
+                   test_cert);
 
 my $client = "$FindBin::Bin/../bin/h2-connect";
 my $python = '/usr/bin/python3';
 my $libexec = CT::Reactor::Httpd::libexecdir();
-my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0];
 
 plan skip_all => 'mod_http2 is not installed'
     unless $libexec && -e "$libexec/mod_http2.so";
@@ -41,14 +40,7 @@ plan tests => 41, need_module('ssl');
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 150;
 
-my $certdir = File::Temp::tempdir('ct-h2-XXXXXX', TMPDIR => 1,
-                                  CLEANUP => 1);
-system("$openssl/openssl req -x509 -newkey ec -pkeyopt "
-       . "ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost "
-       . "-addext subjectAltName=DNS:localhost "
-       . "-keyout $certdir/key.pem -out $certdir/cert.pem 2>/dev/null") == 0
-    or die 'openssl req failed';
-chmod 0644, "$certdir/key.pem";
+my $certdir = test_cert();
 
 my $idle_port = free_port();
 my $tls_port = free_port();

@@ -26,7 +26,7 @@ our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
                     wait_until access_lines tunnel_records log_lines
                     children_of fd_count rss_kb churn free_port
                     status_auto http_get write_all mark_logs
-                    holders);
+                    holders test_cert);
 
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
@@ -394,6 +394,23 @@ sub holders {
         }
     }
     return @held;
+}
+
+# A self-signed certificate for CN=localhost, made for one test: the
+# directory holding cert.pem and key.pem (readable by the server's user),
+# removed when the test ends.  Dies when openssl fails.
+sub test_cert {
+    my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0]
+        or die 'test_cert: no openssl program';
+    my $dir = File::Temp::tempdir('ct-cert-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => 1);
+    system("$openssl/openssl req -x509 -newkey ec -pkeyopt "
+           . "ec_paramgen_curve:prime256v1 -nodes -days 2 "
+           . "-subj /CN=localhost -addext subjectAltName=DNS:localhost "
+           . "-keyout $dir/key.pem -out $dir/cert.pem 2>/dev/null") == 0
+        or die 'test_cert: openssl req failed';
+    chmod 0644, "$dir/key.pem";
+    return $dir;
 }
 
 # A port nothing listens on right now.
