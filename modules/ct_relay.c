@@ -436,7 +436,9 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
 apr_status_t ct_tunnel_take_input(ct_tunnel *t)
 {
     apr_bucket *b, *next;
+    apr_off_t held = 0;
     apr_status_t rv;
+    int unsized = 0;
 
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_EXHAUSTIVE,
                         APR_NONBLOCK_READ, 0);
@@ -450,8 +452,17 @@ apr_status_t ct_tunnel_take_input(ct_tunnel *t)
         /* The EOS the core adds, and the socket bucket (whose destroy
          * leaves the socket alone). */
         if (APR_BUCKET_IS_METADATA(b) || b->length == (apr_size_t)-1) {
+            unsized |= b->length == (apr_size_t)-1;
             apr_bucket_delete(b);
         }
+        else {
+            held += (apr_off_t)b->length;
+        }
+    }
+    /* mod_logio counts what passes its filter only when the whole length
+     * is known; beside the socket bucket it counted none of these. */
+    if (unsized && held > 0 && ct_logio_in) {
+        ct_logio_in(t->c, held);
     }
     return APR_SUCCESS;
 }

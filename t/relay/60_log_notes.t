@@ -15,6 +15,12 @@
 # before its payload moves: there %I/%O must say exactly what had moved by
 # then, the CONNECT and the 200 (never a made-up figure), and the payload
 # is counted by the end-of-tunnel record instead.
+#
+# Last, early data: 3000 bytes in the same write as the CONNECT, which
+# httpd reads with the request and the relay takes from its filters
+# together with the socket.  %I counts them exactly once, on a tunnel that
+# stays in its worker (request + early + 1000 bytes sent after the 200)
+# and at the hand-off (request + early).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -22,10 +28,11 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use CT::Origin ();
+use CT::Raw qw(read_bytes);
 use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line
                  wait_tunnel_record);
 
-plan tests => 4 * 8, need_module('ssl');
+plan tests => 4 * 8 + 2 * 4, need_module('ssl');
 
 # An IPv6 origin too, when this host has ::1.
 my $have_v6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0,
@@ -90,4 +97,40 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     }
     $origin->stop;
   }
+}
+
+# Early data: counted once in %I, in a worker and at a hand-off.
+for my $case (['early data, hand-off off', 'ct_relay_nohandoff'],
+              ['early data', 'ct_all']) {
+    my ($name, $vhost) = @$case;
+    my $mark = log_mark('tunnel_log');
+    my $origin = CT::Origin->start('echo');
+    my $port = $origin->port;
+    my $early = 'E' x 3000;
+    my ($s, $status, $rest, $req, $head) = open_tunnel($vhost, $port,
+                                                       after => $early);
+    is $status, 200, "$name: the tunnel is established";
+    my $back = $rest . read_bytes($s, 3000 - length $rest);
+    print $s 'A' x 1000;
+    $back .= read_bytes($s, 1000);
+    is $back, $early . 'A' x 1000, "$name: echoed in order";
+    shutdown $s, 1;
+    read_to_eof($s, 10);
+    close $s;
+    my $line = wait_log_line('tunnel_log', $mark,
+                             qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /,
+                             10) // '';
+    my %f = $line =~ / (I|O|end)=(\S+)/g;
+    if (($f{end} // '') eq 'handed-off') {
+        is $f{I}, length $req,
+            "$name: %I at the hand-off is the request and the early bytes";
+        is $f{O}, length $head, "$name: %O at the hand-off is the 200";
+    }
+    else {
+        is $f{I}, length($req) + 1000,
+            "$name: %I counts the request, the early bytes and the rest";
+        is $f{O}, length($head) + 4000,
+            "$name: %O counts the 200 and the echo";
+    }
+    $origin->stop;
 }
