@@ -140,8 +140,10 @@ static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
 /*
  * An HTTP/2 stream has no socket of its own (ap_get_conn_socket() gives
  * the HTTP/2 connection's, which the tunnel must never touch): mod_http2
- * lends a pipe that turns readable when the stream's input has bytes.
- * Its output cannot be polled; a write waits for the stream's window.
+ * lends a pipe that turns readable when the stream's input has bytes, or
+ * when the stream is reset.  Its output cannot be polled: a write waits
+ * in mod_http2 for the stream's window, up to the server's Timeout, and
+ * the tunnel's idle and lifetime clocks are looked at only after it.
  */
 static apr_status_t stream_pollfd(ct_tunnel *t)
 {
@@ -154,9 +156,11 @@ static apr_status_t stream_pollfd(ct_tunnel *t)
         return rv;
     }
     if (pfd.desc_type == APR_NO_DESC) {
-        /* The CONNECT carried END_STREAM: nothing will come up. */
+        /* The CONNECT carried END_STREAM: nothing will come up, and
+         * nothing can be polled; a reset is seen only as c->aborted,
+         * when the origin's side next moves. */
         t->up.eof = 1;
-        t->hup[CT_CLIENT] = 1;
+        t->pfd[CT_CLIENT].desc_type = APR_NO_DESC;
         return APR_SUCCESS;
     }
     t->pfd[CT_CLIENT].desc_type = pfd.desc_type;
@@ -352,6 +356,14 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, int up)
     if (t->nohalfclose) {
         return CT_END_HALF_CLOSED;
     }
+    if (!up && t->stream && !t->up.eof) {
+        /* Held back until the client ends its side: once END_STREAM has
+         * gone both ways, mod_http2 ends the stream and drops what the
+         * client sent that this worker has not read yet.  An upload can
+         * go on meanwhile; a client that waits for the origin's end
+         * instead is ended by the idle timeout. */
+        return CT_END_NONE;
+    }
     flow->shut = 1;
     /* A peer that already left cannot be told; the other way may go on. */
     if (up) {
@@ -491,6 +503,9 @@ static ct_end recv_up(ct_tunnel *t)
     if (rv == APR_SUCCESS) {
         rv = apr_socket_recv(t->client, t->upbuf, &len);
     }
+    else {
+        len = 0;
+    }
     if (len > 0) {
         APR_BRIGADE_INSERT_TAIL(t->bb_up, apr_bucket_transient_create(
                                     t->upbuf, len, t->c->bucket_alloc));
@@ -511,6 +526,56 @@ static ct_end recv_up(ct_tunnel *t)
                       "reading from the client's socket failed");
         return CT_END_CLIENT_ERROR;
     }
+    return CT_END_NONE;
+}
+
+/* Empty mod_http2's input pipe, so that it does not wake the loop again. */
+static void drain_stream_pipe(ct_tunnel *t)
+{
+    apr_file_t *pipe = t->pfd[CT_CLIENT].desc.f;
+    apr_interval_time_t timeout;
+    char scratch[64];
+    apr_size_t len;
+    int i;
+
+    if (apr_file_pipe_timeout_get(pipe, &timeout) != APR_SUCCESS
+        || apr_file_pipe_timeout_set(pipe, 0) != APR_SUCCESS) {
+        return;
+    }
+    /* One byte per wake-up of mod_http2's: a few reads empty it. */
+    for (i = 0; i < 64; i++) {
+        len = sizeof(scratch);
+        if (apr_file_read(pipe, scratch, &len) != APR_SUCCESS) {
+            break;
+        }
+    }
+    (void)apr_file_pipe_timeout_set(pipe, timeout);
+}
+
+/*
+ * The client's END_STREAM came, yet the stream's input pipe woke the
+ * loop: mod_http2 signals a RST_STREAM, or the end of the client's
+ * connection, that way.  A read says which: the aborted stream fails it,
+ * a finished one gives its end of stream again.
+ */
+static ct_end stream_after_end(ct_tunnel *t)
+{
+    apr_status_t rv;
+
+    t->stream_woken = 0;
+    rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
+                        APR_NONBLOCK_READ, t->bufsize);
+    /* Nothing may follow END_STREAM; whatever did is dropped. */
+    apr_brigade_cleanup(t->bb_up);
+    if (t->c->aborted
+        || (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)
+            && !APR_STATUS_IS_EAGAIN(rv))) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00080)
+                      "the client's stream was reset (or its connection "
+                      "closed) after its END_STREAM");
+        return CT_END_CLIENT_ERROR;
+    }
+    drain_stream_pipe(t);
     return CT_END_NONE;
 }
 
@@ -535,6 +600,9 @@ static ct_end pump_up(ct_tunnel *t)
         return CT_END_ORIGIN_ERROR;
     }
     if (t->up.eof) {
+        if (t->stream_woken && t->up.shut) {
+            return stream_after_end(t);
+        }
         return finish_flow(t, &t->up, 1);
     }
     if (t->up.pipe) {
@@ -650,6 +718,10 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
     ct_end end = CT_END_NONE;
     int round, moved = 0;
 
+    if (t->stream && t->c->aborted) {
+        /* mod_http2 gave up the stream (a reset, or its connection). */
+        return CT_END_CLIENT_ERROR;
+    }
     for (round = 0; round < CT_PUMP_ROUNDS; round++) {
         t->moved = 0;
         if ((end = pump_up(t)) != CT_END_NONE
@@ -666,6 +738,10 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
     }
     w->client = (t->up.want_read ? APR_POLLIN : 0)
                 | (t->down.want_write ? APR_POLLOUT : 0);
+    if (t->stream && t->up.shut) {
+        /* A reset after END_STREAM is seen on the input pipe only. */
+        w->client |= APR_POLLIN;
+    }
     w->origin = (t->down.want_read ? APR_POLLIN : 0)
                 | (t->up.want_write ? APR_POLLOUT : 0);
     w->again = round == CT_PUMP_ROUNDS;

@@ -53,6 +53,8 @@ struct ct_tunnel {
     int nohalfclose;
     int plain;                  /* plain TCP, passive filters only */
     int stream;                 /* an HTTP/2 stream: no socket of its own */
+    int stream_woken;           /* its input pipe woke the loop after the
+                                 * client's END_STREAM */
     int taken;                  /* the client's input was taken from the
                                  * filters: its socket is read directly */
     int zero_copy;              /* both sides may use splice(2) */

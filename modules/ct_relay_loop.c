@@ -13,6 +13,7 @@
 #include "apr_portable.h"
 
 #include "http_core.h"
+#include "http_protocol.h"
 #include "util_filter.h"
 
 #include "ct_private.h"
@@ -33,6 +34,10 @@ static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
     apr_status_t rv = APR_SUCCESS;
     int want = !t->hup[side] || (events & APR_POLLIN);
 
+    if (pfd->desc_type == APR_NO_DESC) {
+        /* A stream without input: nothing to poll. */
+        return APR_SUCCESS;
+    }
     if (t->hup[side]) {
         events &= APR_POLLIN;
     }
@@ -70,6 +75,10 @@ static ct_end check_signalled(ct_tunnel *t, const apr_pollfd_t *fds,
 
         if (fds[i].rtnevents & APR_POLLERR) {
             return err;
+        }
+        if (side == CT_CLIENT && t->stream
+            && (fds[i].rtnevents & APR_POLLIN)) {
+            t->stream_woken = 1;
         }
         if (fds[i].rtnevents & APR_POLLHUP) {
             t->hup[side] = 1;
@@ -129,6 +138,25 @@ static ct_end run_loop(ct_tunnel *t)
     }
 }
 
+/*
+ * A stream's tunnel that broke must not end with END_STREAM, which the
+ * client would take for the origin's clean close: an error bucket makes
+ * mod_http2 reset the stream instead (RST_STREAM), as it does for a
+ * proxied response whose backend failed half-way.
+ */
+static void reset_stream(ct_tunnel *t)
+{
+    apr_bucket_alloc_t *ba = t->c->bucket_alloc;
+
+    APR_BRIGADE_INSERT_TAIL(t->bb_down, ap_bucket_error_create(
+                                HTTP_BAD_GATEWAY, NULL, t->r->pool, ba));
+    APR_BRIGADE_INSERT_TAIL(t->bb_down, apr_bucket_eos_create(ba));
+    (void)ap_pass_brigade(t->c->output_filters, t->bb_down);
+    apr_brigade_cleanup(t->bb_down);
+    /* That was the end of the output: nothing more is to be added. */
+    t->r->eos_sent = 1;
+}
+
 ct_end ct_tunnel_run(ct_tunnel *t)
 {
     apr_status_t rv;
@@ -142,6 +170,10 @@ ct_end ct_tunnel_run(ct_tunnel *t)
     }
     else {
         end = run_loop(t);
+    }
+    if (t->stream
+        && (end == CT_END_ORIGIN_ERROR || end == CT_END_INTERNAL)) {
+        reset_stream(t);
     }
 
     if (t->restore_timeout) {
@@ -194,7 +226,8 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
         return rv;
     }
     /* Copies that outlive the MPM's close and ours; never inherited.
-     * Made first: once the input is taken, the hand-off must not fail. */
+     * Made before the input is taken, so that running out of descriptors
+     * leaves the tunnel untouched in the worker. */
     dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
     dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
     if (dup_o < 0) {

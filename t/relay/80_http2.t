@@ -9,11 +9,16 @@
 #     HTTP/2.0, end=closed), whatever the suite's relay mode;
 #   - 64 MiB both ways at once, byte-exact at the client and the origin;
 #   - DATA sent behind the HEADERS, before the 200, reaches the origin;
-#   - half-close each way: an origin that ends its side is seen as
-#     END_STREAM at once; a client END_STREAM reaches the origin as end
-#     of stream while the download goes on;
+#   - half-close each way: a client END_STREAM reaches the origin as end
+#     of stream while the download goes on; an origin that ends its side
+#     first is told to the client as END_STREAM once the client has ended
+#     its own (the upload goes on, whole, meanwhile), or by the idle
+#     timeout;
 #   - the idle timeout ends a stream's tunnel (end=idle-timeout), a
-#     client's RST_STREAM ends it at once (end=client-error);
+#     client's RST_STREAM ends it at once (end=client-error), also when
+#     it follows the client's END_STREAM and the origin is silent;
+#   - an origin that resets its connection makes the proxy reset the
+#     stream (RST_STREAM, not a clean END_STREAM; end=origin-error);
 #   - a refused origin is a 502 on the stream, and the HTTP/2 connection
 #     keeps serving other streams;
 #   - TLS with ALPN h2 to the proxy.
@@ -23,6 +28,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use JSON::PP ();
+use Socket qw(SOL_SOCKET SO_LINGER);
 use CT::Origin;
 use CT::Reactor qw(wait_until access_lines tunnel_records free_port
                    test_cert);
@@ -35,7 +41,7 @@ plan skip_all => 'mod_http2 is not installed'
     unless $libexec && -e "$libexec/mod_http2.so";
 plan skip_all => 'python3-h2 is not installed'
     unless system($python, '-c', 'import h2') == 0;
-plan tests => 41, need_module('ssl');
+plan tests => 55, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 150;
@@ -72,7 +78,8 @@ sub h2 {
     my @cmd = ($python, $client, '--port', $o{port} // $httpd->port,
                '--target', $o{target}, '--timeout', $o{timeout} // 60);
     push @cmd, '--tls', '--ca', "$certdir/cert.pem" if $o{tls};
-    for my $k (qw(send seed streams expect reset-after linger)) {
+    for my $k (qw(send seed streams expect reset-after reset-after-end
+                  linger)) {
         push @cmd, "--$k", $o{$k} if defined $o{$k};
     }
     push @cmd, '--early' if $o{early};
@@ -155,25 +162,47 @@ my $mib = 1 << 20;
     $o->stop;
 }
 
-# The origin ends its side while the client's is still open: the client
-# is told at once (END_STREAM), not when the idle timeout strikes.
-# (mod_http2 then resets the stream with NO_ERROR, as it does for any
-# request whose response is complete: an upload cannot go on after it.)
+# The origin ends its side first, and the client uploads on: 8 MiB, more
+# than the stream's window.  END_STREAM is held back until the client has
+# ended its side (mod_http2 drops a stream's unread input once END_STREAM
+# has gone both ways), so every byte reaches the origin.
+{
+    my $o = CT::Origin->start('shut_first');
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, send => 8 * $mib,
+                 seed => 13, linger => 1, timeout => 30);
+    is $r->{status}, 200, 'origin end first: established';
+    ok $r->{received} == 18 && $r->{ended} && !$r->{reset},
+       'origin end first: the greeting, then END_STREAM' or diag explain $r;
+    is $r->{sent}, 8 * $mib, 'origin end first: the client sent 8 MiB';
+    my $rep = $o->wait_for(1, 'sha256', 20);
+    ok $rep && $rep->{bytes} == 8 * $mib && $rep->{eof}
+           && $rep->{sha256} eq $r->{sent_sha256},
+       'origin end first: the origin got all of it, byte-exact, then the '
+       . 'end of stream' or diag explain $rep;
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'closed', 'origin end first: end=closed'
+        or diag explain \@l;
+    $o->stop;
+}
+
+# A client that waits for the origin's end without ending its own side
+# gets END_STREAM when the idle timeout (1 s on that virtual host) ends
+# the tunnel, after every byte.
 {
     my $o = CT::Origin->start('source', bytes => 1000, seed => 11);
-    my ($r) = h2(target => "127.0.0.1:" . $o->port, no_end => 1,
-                 timeout => 20);
-    is $r->{status}, 200, 'origin end: established';
+    my ($r) = h2(port => $idle_port, target => "127.0.0.1:" . $o->port,
+                 no_end => 1, timeout => 20);
+    is $r->{status}, 200, 'origin end, client open: established';
     ok $r->{received} == 1000
            && $r->{received_sha256}
               eq CT::Origin::Stream->digest_of(1000, 11),
-       'origin end: its 1000 bytes came through' or diag explain $r;
-    ok $r->{ended} && (!$r->{reset} || $r->{reset_code} == 0),
-       'origin end: then END_STREAM (a reset, if any, is NO_ERROR)'
+       'origin end, client open: its 1000 bytes came through'
        or diag explain $r;
+    ok $r->{ended} || $r->{reset},
+       'origin end, client open: then the stream ends' or diag explain $r;
     my @l = lines_of($r->{local_port}, 1);
-    ok $l[0] && $l[0]->{end} ne 'idle-timeout',
-       'origin end: the tunnel ended with it, not by the idle timeout'
+    is $l[0] && $l[0]->{end}, 'idle-timeout',
+       'origin end, client open: ended by the idle timeout'
        or diag explain \@l;
     $o->stop;
 }
@@ -225,6 +254,57 @@ my $mib = 1 << 20;
     ok $rep && $rep->{error} && !$rep->{done},
        'reset: the origin saw its connection end early'
        or diag explain $rep;
+    $o->stop;
+}
+
+# The client ends its side, then resets the stream while the origin is
+# silent (it answers only after 60 s, the server's Timeout): the reset is
+# seen at once, not when the origin next speaks or the idle timeout ends
+# the tunnel.
+{
+    my $o = CT::Origin->start('sink', reply_delay => 60);
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, send => 10,
+                 'reset-after-end' => 1, linger => 3, timeout => 20);
+    is $r->{status}, 200, 'reset after END_STREAM: established';
+    ok $r->{cancelled} && !$r->{ended},
+       'reset after END_STREAM: the client reset the stream'
+       or diag explain $r;
+    my $rep = $o->wait_for(1, 'sha256');
+    ok $rep && $rep->{bytes} == 10 && $rep->{eof},
+       'reset after END_STREAM: the origin got the bytes and the end of '
+       . 'stream first' or diag explain $rep;
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'client-error',
+       'reset after END_STREAM: access log end=client-error'
+       or diag explain \@l;
+    ok !exists $o->conn(1)->{replied},
+       'reset after END_STREAM: the tunnel ended before the origin spoke';
+    $o->stop;
+}
+
+# The origin resets its connection in the middle of a download: the
+# client must not take that for a clean end (END_STREAM); the proxy
+# resets the stream.
+{
+    my $o = CT::Origin->start(sub {
+        my ($c, $report) = @_;
+        syswrite $c, 'x' x 65536 for 1 .. 4;
+        $report->(sent => 4 * 65536);
+        sleep 1;
+        setsockopt $c, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0);
+        close $c;
+    });
+    my ($r) = h2(target => "127.0.0.1:" . $o->port, no_end => 1,
+                 timeout => 20);
+    is $r->{status}, 200, 'origin reset: established';
+    ok $r->{reset} && !$r->{ended},
+       'origin reset: the client sees RST_STREAM, not END_STREAM'
+       or diag explain $r;
+    ok $r->{reset_code}, 'origin reset: with an error code'
+       or diag explain $r;
+    my @l = lines_of($r->{local_port}, 1);
+    is $l[0] && $l[0]->{end}, 'origin-error',
+       'origin reset: access log end=origin-error' or diag explain \@l;
     $o->stop;
 }
 

@@ -140,7 +140,10 @@ sub report_line {
     my ($wr, $conn, %kv) = @_;
     my $line = "conn=$conn";
     for my $k (sort keys %kv) {
-        (my $v = $kv{$k} // '') =~ s/([^\w.:\/+=-])/sprintf '%%%02X', ord $1/ge;
+        # A long value (binary `got`, encoded three to a byte) must not
+        # push the keys after it past the end of the line.
+        (my $v = substr($kv{$k} // '', 0, 1000))
+            =~ s/([^\w.:\/+=-])/sprintf '%%%02X', ord $1/ge;
         $line .= " $k=$v";
     }
     # One write below PIPE_BUF: lines from several children never mix.
