@@ -356,12 +356,13 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, int up)
     if (t->nohalfclose) {
         return CT_END_HALF_CLOSED;
     }
-    if (!up && t->stream && !t->up.eof) {
-        /* Held back until the client ends its side: once END_STREAM has
-         * gone both ways, mod_http2 ends the stream and drops what the
-         * client sent that this worker has not read yet.  An upload can
-         * go on meanwhile; a client that waits for the origin's end
-         * instead is ended by the idle timeout. */
+    if (!up && t->stream && !t->up.shut) {
+        /* Held back until the client's side has ended and all it sent
+         * is with the origin (up.eof alone may leave bytes queued): once
+         * END_STREAM has gone both ways, mod_http2 ends the stream and
+         * drops what the client sent that this worker has not read yet.
+         * An upload can go on meanwhile; a client that waits for the
+         * origin's end instead is ended by the idle timeout. */
         return CT_END_NONE;
     }
     flow->shut = 1;
@@ -529,27 +530,30 @@ static ct_end recv_up(ct_tunnel *t)
     return CT_END_NONE;
 }
 
-/* Empty mod_http2's input pipe, so that it does not wake the loop again. */
-static void drain_stream_pipe(ct_tunnel *t)
+/*
+ * Empty mod_http2's input pipe, so that it does not wake the loop again
+ * (one byte per wake-up of mod_http2's; a pipe holds at most 64 KiB).
+ */
+static apr_status_t drain_stream_pipe(ct_tunnel *t)
 {
     apr_file_t *pipe = t->pfd[CT_CLIENT].desc.f;
     apr_interval_time_t timeout;
-    char scratch[64];
+    char scratch[512];
     apr_size_t len;
+    apr_status_t rv;
     int i;
 
-    if (apr_file_pipe_timeout_get(pipe, &timeout) != APR_SUCCESS
-        || apr_file_pipe_timeout_set(pipe, 0) != APR_SUCCESS) {
-        return;
+    if ((rv = apr_file_pipe_timeout_get(pipe, &timeout)) != APR_SUCCESS
+        || (rv = apr_file_pipe_timeout_set(pipe, 0)) != APR_SUCCESS) {
+        return rv;
     }
-    /* One byte per wake-up of mod_http2's: a few reads empty it. */
-    for (i = 0; i < 64; i++) {
+    for (i = 0; i < 256; i++) {
         len = sizeof(scratch);
         if (apr_file_read(pipe, scratch, &len) != APR_SUCCESS) {
             break;
         }
     }
-    (void)apr_file_pipe_timeout_set(pipe, timeout);
+    return apr_file_pipe_timeout_set(pipe, timeout);
 }
 
 /*
@@ -563,6 +567,14 @@ static ct_end stream_after_end(ct_tunnel *t)
     apr_status_t rv;
 
     t->stream_woken = 0;
+    /* Emptied first: mod_http2 marks the stream aborted before it writes
+     * to the pipe, so a reset after this is either seen by the read
+     * below or wakes the loop again. */
+    if ((rv = drain_stream_pipe(t)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00081)
+                      "emptying the HTTP/2 stream's input pipe failed");
+        return CT_END_INTERNAL;
+    }
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
                         APR_NONBLOCK_READ, t->bufsize);
     /* Nothing may follow END_STREAM; whatever did is dropped. */
@@ -575,7 +587,6 @@ static ct_end stream_after_end(ct_tunnel *t)
                       "closed) after its END_STREAM");
         return CT_END_CLIENT_ERROR;
     }
-    drain_stream_pipe(t);
     return CT_END_NONE;
 }
 

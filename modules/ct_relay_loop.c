@@ -24,8 +24,9 @@
 /*
  * Register what a side waits for, touching the pollset only on change.
  * A side that waits for nothing stays registered with no events, so that
- * a reset or hang-up still wakes the loop (a client that half-closed and
- * then vanished must not hold the tunnel until the idle timeout); a side
+ * a socket's reset or hang-up still wakes the loop (a client that
+ * half-closed and then vanished must not hold the tunnel until the idle
+ * timeout; an HTTP/2 stream's pipe shows a reset only as POLLIN); a side
  * that hung up is watched only while it may still have bytes to read.
  */
 static apr_status_t watch(ct_tunnel *t, int side, apr_int16_t events)
