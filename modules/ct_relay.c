@@ -23,6 +23,7 @@
 #include "apr_optional.h"
 
 #include "http_core.h"
+#include "http_protocol.h"
 #include "http_request.h"
 #include "http_ssl.h"
 #include "util_filter.h"
@@ -336,15 +337,29 @@ static apr_status_t send_origin(ct_tunnel *t)
 
 /*
  * The half-close of an HTTP/2 stream is its END_STREAM, which mod_http2
- * sends for an EOS bucket; the other way stays open.
+ * sends for an EOS bucket; the other way stays open.  A tunnel that broke
+ * must not end like that, for the client would take it for the origin's
+ * clean close: an error bucket ahead of the EOS makes mod_http2 reset the
+ * stream (RST_STREAM) instead, as for a proxied response whose backend
+ * failed half-way.
  */
-static void end_stream(ct_tunnel *t)
+void ct_tunnel_end_stream(ct_tunnel *t, int broken)
 {
     apr_bucket_alloc_t *ba = t->c->bucket_alloc;
 
+    if (t->r->eos_sent) {
+        return;
+    }
+    if (broken) {
+        APR_BRIGADE_INSERT_TAIL(t->bb_down, ap_bucket_error_create(
+                                    HTTP_BAD_GATEWAY, NULL, t->r->pool, ba));
+    }
     APR_BRIGADE_INSERT_TAIL(t->bb_down, apr_bucket_eos_create(ba));
     (void)ap_pass_brigade(t->c->output_filters, t->bb_down);
     apr_brigade_cleanup(t->bb_down);
+    /* The stream's output is over: httpd must not add an EOS of its own
+     * (these filters have no request to mark it on). */
+    t->r->eos_sent = 1;
 }
 
 /* End of one direction: propagate the half-close, or end the tunnel. */
@@ -371,7 +386,7 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, int up)
         (void)apr_socket_shutdown(t->origin, APR_SHUTDOWN_WRITE);
     }
     else if (t->stream) {
-        end_stream(t);
+        ct_tunnel_end_stream(t, 0);
     }
     else {
         (void)apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);

@@ -78,4 +78,10 @@ int ct_relay_can_splice(conn_rec *c);
  */
 apr_status_t ct_tunnel_take_input(ct_tunnel *t);
 
+/**
+ * End an HTTP/2 stream's output: END_STREAM, or when the tunnel is
+ * broken, RST_STREAM.  Once only; later calls do nothing.
+ */
+void ct_tunnel_end_stream(ct_tunnel *t, int broken);
+
 #endif /* CT_RELAY_INT_H */

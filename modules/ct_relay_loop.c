@@ -13,7 +13,6 @@
 #include "apr_portable.h"
 
 #include "http_core.h"
-#include "http_protocol.h"
 #include "util_filter.h"
 
 #include "ct_private.h"
@@ -139,25 +138,6 @@ static ct_end run_loop(ct_tunnel *t)
     }
 }
 
-/*
- * A stream's tunnel that broke must not end with END_STREAM, which the
- * client would take for the origin's clean close: an error bucket makes
- * mod_http2 reset the stream instead (RST_STREAM), as it does for a
- * proxied response whose backend failed half-way.
- */
-static void reset_stream(ct_tunnel *t)
-{
-    apr_bucket_alloc_t *ba = t->c->bucket_alloc;
-
-    APR_BRIGADE_INSERT_TAIL(t->bb_down, ap_bucket_error_create(
-                                HTTP_BAD_GATEWAY, NULL, t->r->pool, ba));
-    APR_BRIGADE_INSERT_TAIL(t->bb_down, apr_bucket_eos_create(ba));
-    (void)ap_pass_brigade(t->c->output_filters, t->bb_down);
-    apr_brigade_cleanup(t->bb_down);
-    /* That was the end of the output: nothing more is to be added. */
-    t->r->eos_sent = 1;
-}
-
 ct_end ct_tunnel_run(ct_tunnel *t)
 {
     apr_status_t rv;
@@ -174,7 +154,7 @@ ct_end ct_tunnel_run(ct_tunnel *t)
     }
     if (t->stream
         && (end == CT_END_ORIGIN_ERROR || end == CT_END_INTERNAL)) {
-        reset_stream(t);
+        ct_tunnel_end_stream(t, 1);
     }
 
     if (t->restore_timeout) {
