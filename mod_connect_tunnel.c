@@ -168,83 +168,106 @@ static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
     return NULL;
 }
 
-/* Settings of the whole server, valid outside virtual hosts only. */
-static const char *set_global(cmd_parms *cmd, void *dummy, const char *arg)
+/* A whole number from 0 to max, or an error naming the directive. */
+static const char *parse_count(cmd_parms *cmd, const char *arg, long max,
+                               const char *zero, int *out)
 {
-    ct_server_conf *conf = server_conf(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *name = cmd->cmd->name;
     char *end;
-    long n;
+    long n = strtol(arg, &end, 10);
 
-    (void)dummy;
-    if (err != NULL) {
-        return err;
-    }
-    if (strcasecmp(name, "ConnectTunnelLog") == 0) {
-        conf->log = arg;
-        return NULL;
-    }
-    if (strcasecmp(name, "ConnectTunnelDrainTimeout") == 0) {
-        if (ap_timeout_parameter_parse(arg, &conf->drain, "s")
-            != APR_SUCCESS || conf->drain < 0) {
-            return apr_psprintf(cmd->pool, "%s: '%s' is not a time", name,
-                                arg);
-        }
-        return NULL;
-    }
-    n = strtol(arg, &end, 10);
-    if (strcasecmp(name, "ConnectTunnelHandoffMax") == 0) {
-        if (!apr_isdigit(*arg) || *end != '\0' || n > 1000000) {
-            return apr_psprintf(cmd->pool, "%s: '%s' is not a number from "
-                                "0 (the descriptor limit decides) to "
-                                "1000000", name, arg);
-        }
-        conf->handoff_max = (int)n;
-        return NULL;
-    }
-    if (!apr_isdigit(*arg) || *end != '\0' || n > 16) {
+    if (!apr_isdigit(*arg) || *end != '\0' || n > max) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
-                            "(no reactor) to 16", name, arg);
+                            "(%s) to %ld", cmd->cmd->name, arg, zero, max);
     }
-    conf->reactors = (int)n;
+    *out = (int)n;
     return NULL;
 }
 
-/* Timeouts (cmd_data: offset of the field); "0" only for the lifetime. */
-static const char *set_time(cmd_parms *cmd, void *dummy, const char *arg)
+/* A time in seconds or with a unit; zero_ok for "0 means never". */
+static const char *parse_time(cmd_parms *cmd, const char *arg, int zero_ok,
+                              apr_interval_time_t *out)
 {
-    apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
-    apr_interval_time_t *field, t;
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || (t == 0 && !zero_ok)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a %stime (seconds, "
+                            "or a number with ms, s, mi or h)",
+                            cmd->cmd->name, arg, zero_ok ? "" : "positive ");
+    }
+    *out = t;
+    return NULL;
+}
+
+/* The settings below belong to the whole server: not in a virtual host. */
+static const char *set_reactor_threads(cmd_parms *cmd, void *dummy,
+                                       const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dummy;
-    field = (apr_interval_time_t *)((char *)server_conf(cmd) + offset);
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
-        || (t == 0 && offset != APR_OFFSETOF(ct_server_conf,
-                                             max_lifetime))) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive time "
-                            "(seconds, or a number with ms, s, mi or h)",
-                            cmd->cmd->name, arg);
+    return err ? err : parse_count(cmd, arg, CT_REACTOR_THREADS_MAX,
+                                   "no reactor",
+                                   &server_conf(cmd)->reactors);
+}
+
+static const char *set_handoff_max(cmd_parms *cmd, void *dummy,
+                                   const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    return err ? err : parse_count(cmd, arg, CT_COUNT_MAX,
+                                   "the descriptor limit decides",
+                                   &server_conf(cmd)->handoff_max);
+}
+
+static const char *set_drain_timeout(cmd_parms *cmd, void *dummy,
+                                     const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    return err ? err : parse_time(cmd, arg, 1, &server_conf(cmd)->drain);
+}
+
+static const char *set_tunnel_log(cmd_parms *cmd, void *dummy,
+                                  const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err == NULL) {
+        server_conf(cmd)->log = arg;
     }
-    *field = t;
-    return NULL;
+    return err;
+}
+
+/* Connect and idle timeouts (cmd_data: offset of the field). */
+static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
+
+    (void)dummy;
+    return parse_time(cmd, arg, 0, (apr_interval_time_t *)
+                      ((char *)server_conf(cmd) + offset));
+}
+
+static const char *set_max_lifetime(cmd_parms *cmd, void *dummy,
+                                    const char *arg)
+{
+    (void)dummy;
+    return parse_time(cmd, arg, 1, &server_conf(cmd)->max_lifetime);
 }
 
 /* Tunnel limits (cmd_data: offset of the field); 0 means no limit. */
 static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
 {
     apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
-    char *end;
-    long n;
 
     (void)dummy;
-    n = strtol(arg, &end, 10);
-    if (!apr_isdigit(*arg) || *end != '\0' || n > 1000000) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
-                            "(no limit) to 1000000", cmd->cmd->name, arg);
-    }
-    *(int *)((char *)server_conf(cmd) + offset) = (int)n;
-    return NULL;
+    return parse_count(cmd, arg, CT_COUNT_MAX, "no limit",
+                       (int *)((char *)server_conf(cmd) + offset));
 }
 
 #define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
@@ -269,31 +292,31 @@ static const command_rec ct_cmds[] = {
                  "On (default) to deny loopback, link-local, metadata, "
                  "unspecified, multicast and local addresses that no rule "
                  "allows"),
-    AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_time,
+    AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_timeout,
                   CT_FIELD(connect_timeout), RSRC_CONF,
                   "Time to connect to the next hop (default ProxyTimeout, "
                   "else 10 seconds)"),
-    AP_INIT_TAKE1("ConnectTunnelIdleTimeout", set_time,
+    AP_INIT_TAKE1("ConnectTunnelIdleTimeout", set_timeout,
                   CT_FIELD(idle_timeout), RSRC_CONF,
                   "Close a tunnel that moved no bytes for this long "
                   "(default ProxyTimeout, else Timeout)"),
-    AP_INIT_TAKE1("ConnectTunnelMaxLifetime", set_time,
-                  CT_FIELD(max_lifetime), RSRC_CONF,
+    AP_INIT_TAKE1("ConnectTunnelMaxLifetime", set_max_lifetime, NULL,
+                  RSRC_CONF,
                   "Close any tunnel after this long (default 0: never)"),
     AP_INIT_FLAG("ConnectTunnelHandoff", set_handoff, NULL, RSRC_CONF,
                  "On (default) to relay plain-TCP tunnels in reactor "
                  "threads, so that they hold no worker"),
-    AP_INIT_TAKE1("ConnectTunnelReactorThreads", set_global, NULL,
+    AP_INIT_TAKE1("ConnectTunnelReactorThreads", set_reactor_threads, NULL,
                   RSRC_CONF, "Reactor threads per child (default 1; 0 "
                   "keeps every tunnel in its worker)"),
-    AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_global, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_handoff_max, NULL, RSRC_CONF,
                   "Most tunnels one child's reactors hold (default 0: as "
                   "many as its descriptor limit allows)"),
-    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_global, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_drain_timeout, NULL, RSRC_CONF,
                   "Longest a gracefully exiting child waits for its "
                   "tunnels (default 0: until they end, or "
                   "GracefulShutdownTimeout)"),
-    AP_INIT_TAKE1("ConnectTunnelLog", set_global, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ConnectTunnelLog", set_tunnel_log, NULL, RSRC_CONF,
                   "File (relative to ServerRoot) or |program receiving "
                   "one record per finished tunnel"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnels", set_limit,

@@ -35,8 +35,12 @@
 /* ConnectTunnelHandoff's default: idle tunnels leave the workers. */
 #define CT_DEFAULT_HANDOFF 1
 
-/* ConnectTunnelReactorThreads' default: one per child. */
+/* ConnectTunnelReactorThreads' default: one per child, and its most. */
 #define CT_DEFAULT_REACTORS 1
+#define CT_REACTOR_THREADS_MAX 16
+
+/* The largest count a limit or ConnectTunnelHandoffMax takes. */
+#define CT_COUNT_MAX 1000000
 
 /* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
  * until a directive sets them; 0 means "no limit" where it applies. */

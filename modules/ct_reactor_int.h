@@ -14,13 +14,14 @@
 #include "apr_thread_proc.h"
 #include "apr_thread_mutex.h"
 
+#include "ct_config.h"
 #include "ct_relay.h"
 #include "ct_limits.h"
 #include "ct_splice.h"
 #include "ct_reactor.h"
 
 /* Largest number of reactor threads a child runs. */
-#define CT_REACTOR_MAX 16
+#define CT_REACTOR_MAX CT_REACTOR_THREADS_MAX
 
 /* Events taken from epoll per wake-up. */
 #define CT_EVENTS 256
