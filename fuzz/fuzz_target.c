@@ -6,12 +6,16 @@
  * Beyond "no crash", it checks what the parser promises: an accepted
  * target has a non-empty host and a port in 1-65535, never names the
  * unspecified address, and reads back the same when written out again.
+ * What a resolver would make of the host is judged by libc's own parsers
+ * (inet_aton takes every legacy numeric spelling, inet_pton IPv6), not by
+ * the parser under test.
  */
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 
 #include "apr_general.h"
 #include "apr_pools.h"
@@ -20,6 +24,40 @@
 #include "ct_target.h"
 
 static apr_pool_t *pool;
+
+/* Whether libc reads host as "this host": 0.0.0.0, :: or ::ffff:0.0.0.0. */
+static int libc_unspecified(const char *host)
+{
+    static const unsigned char mapped_zero[16] = {
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0
+    };
+    static const unsigned char zero[16] = { 0 };
+    unsigned char b6[16];
+    struct in_addr a4;
+
+    if (inet_aton(host, &a4)) {
+        return a4.s_addr == 0;
+    }
+    if (inet_pton(AF_INET6, host, b6) == 1) {
+        return memcmp(b6, zero, 16) == 0 || memcmp(b6, mapped_zero, 16) == 0;
+    }
+    return 0;
+}
+
+/* The kind the parser gave must be what libc sees in the text. */
+static int kind_agrees(const ct_target *t)
+{
+    unsigned char b[16];
+
+    if (t->kind == CT_HOST_IPV6) {
+        return inet_pton(AF_INET6, t->host, b) == 1;
+    }
+    if (t->kind == CT_HOST_IPV4) {
+        return inet_pton(AF_INET, t->host, b) == 1;
+    }
+    /* A name is never something inet_aton would take as a number. */
+    return inet_aton(t->host, (struct in_addr *)b) == 0;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -53,6 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             || strcmp(again.host, t.host) != 0 || again.port != t.port
             || again.kind != t.kind) {
             fprintf(stderr, "round trip broke for '%s'\n", text);
+            abort();
+        }
+        if (libc_unspecified(t.host)) {
+            fprintf(stderr, "'%s' names the unspecified address\n", text);
+            abort();
+        }
+        if (!kind_agrees(&t)) {
+            fprintf(stderr, "kind %d of '%s' is not what libc sees\n",
+                    (int)t.kind, text);
             abort();
         }
     }
