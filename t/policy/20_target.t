@@ -69,7 +69,9 @@ my @good = (
     { t => '[::ffff:127.0.0.1]:{P}', desc => 'v4-mapped ipv6 literal' },
 );
 
-plan tests => 5 * @bad + 2 * @good;
+# Each bad target: 4 checks, and the CT00010 line where the module
+# itself must refuse it.
+plan tests => 4 * @bad + (grep { $_->{tag} } @bad) + 2 * @good;
 
 # A good CONNECT through the same virtual host: (status, target reached).
 sub good_connect {
@@ -96,9 +98,7 @@ for my $c (@bad) {
         ok yes(log_wait($mark, qr/CT00010: bad CONNECT target '\Q$c->{t}\E'/),
                "$desc: CT00010 in the error log");
     }
-    else {
-        ok 1;
-    }
+
     my ($status, $reached) = good_connect("127.0.0.1:$port", $l);
     ok t_cmp($status, 200, "$desc: a good CONNECT afterwards is a 200");
     ok yes($reached, "$desc: ... and reaches its target");

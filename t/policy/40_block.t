@@ -15,7 +15,7 @@ use Apache::TestUtil;
 use IO::Socket::IP;
 use CT::Raw qw(raw_connect);
 use CT::Policy qw(log_mark log_wait log_since listener accept_within
-                  closed_port yes);
+                  closed_port relays yes);
 
 my $vhost = 'ct_policy_block';
 
@@ -63,9 +63,10 @@ for my $c (@cases) {
     }
     else {
         my $l = $target =~ /^\[/ ? $l6 : $l2;
-        ok yes(accept_within($l), "$desc: the target got the connection");
+        my $peer = accept_within($l);
+        ok yes($peer, "$desc: the target got the connection");
         ok yes(log_since($mark) !~ /CT000(?:12|21):/,
                "$desc: no ProxyBlock refusal");
-        ok 1;
+        ok yes(relays($s, $peer), "$desc: the tunnel carries bytes");
     }
 }

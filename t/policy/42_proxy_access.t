@@ -10,7 +10,8 @@ use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::INET;
 use CT::Raw qw(vhost_port read_head);
-use CT::Policy qw(log_mark log_since listener accept_within yes);
+use CT::Policy qw(log_mark log_since listener accept_within relays
+                  yes);
 
 # {L1}: a listener on 127.0.0.1; {L2}: on 127.0.0.2 (new ones per case,
 # so that each case's target, and its log lines, are its own).
@@ -52,7 +53,8 @@ for my $c (@cases) {
                "$desc: the module did not run");
     }
     else {
-        ok yes(accept_within($l), "$desc: the target got the connection");
-        ok 1;
+        my $peer = accept_within($l);
+        ok yes($peer, "$desc: the target got the connection");
+        ok yes(relays($s, $peer), "$desc: the tunnel carries bytes");
     }
 }

@@ -13,7 +13,7 @@ use Digest::SHA qw(sha1);
 use MIME::Base64 qw(encode_base64);
 use CT::Raw qw(raw_connect);
 use CT::Policy qw(t_path log_mark log_wait listener accept_within
-                  closed_port yes);
+                  closed_port relays yes);
 
 my $vhost = 'ct_policy_auth';
 my ($user, $pass) = ('ct-user', 'ct-secret');
@@ -73,16 +73,17 @@ for my $c (@cases) {
                                        . "connection");
     }
     elsif ($c->{want} == 200) {
-        ok yes(accept_within($l), "$desc: the target got the connection");
+        my $peer = accept_within($l);
+        ok yes($peer, "$desc: the target got the connection");
         ok t_cmp($h->{'proxy-authenticate'}, undef,
                  "$desc: no challenge");
-        ok 1;
+        ok yes(relays($s, $peer), "$desc: the tunnel carries bytes");
     }
     else {
         ok yes(log_wait($mark, qr/$c->{tag}:/),
                "$desc: proceeded to dial ($c->{tag})");
         ok t_cmp($h->{'proxy-authenticate'}, undef,
                  "$desc: no challenge");
-        ok 1;
+        ok yes(!accept_within($l, 0.1), "$desc: the listener got nothing");
     }
 }

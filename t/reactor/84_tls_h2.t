@@ -34,7 +34,7 @@ my $h2_client = "$FindBin::Bin/../bin/h2-connect";
 
 plan skip_all => 'IO::Socket::SSL and the openssl program are needed'
     unless $have_ssl && $openssl;
-plan tests => 18, need_module('ssl');
+plan tests => 19, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;
@@ -163,7 +163,7 @@ SKIP: {
 
 # HTTP/2: a stream's tunnel is relayed in the stream's worker.
 SKIP: {
-    skip 'mod_http2 or python3-h2 is not installed', 5
+    skip 'mod_http2 or python3-h2 is not installed', 6
         unless $have_h2 && system($python, '-c', 'import h2') == 0;
     open my $fh, '-|', $python, $h2_client, '--port', $h2_port,
         '--target', $target, '--send', 5000 or die "$h2_client: $!";
@@ -177,8 +177,10 @@ SKIP: {
     ok $line && $line->{status} == 200 && $line->{proto} eq 'HTTP/2.0',
        'h2c: access log: 200 over HTTP/2.0' or diag explain $line;
     is $line && $line->{mode}, 'worker', 'h2c: access log tunnel-mode=worker';
-    my ($st) = tunnel($httpd->port, $target);
-    ok $st, 'h2c: the server still takes HTTP/1.1 tunnels';
+    my ($s1, $st) = tunnel($httpd->port, $target);
+    is $st, 200, 'h2c: the server still takes HTTP/1.1 tunnels';
+    ok $s1 && echo_ok($s1, "after h2c\n"),
+       'h2c: that HTTP/1.1 tunnel echoes';
 }
 
 ok $httpd->stop, 'the standalone server is stopped';

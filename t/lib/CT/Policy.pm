@@ -18,7 +18,7 @@ use CT::Raw qw(vhost_port);
 our @EXPORT_OK = qw(t_path log_mark log_since log_wait conf_define
                     listener full_listener accept_within closed_port
                     send_raw read_to_eof count_responses status_of
-                    head_of header_of connect_refused yes);
+                    head_of header_of connect_refused relays yes);
 
 # Seconds any single wait may take.
 our $WAIT = 10;
@@ -130,6 +130,36 @@ sub accept_within {
     my $c = $l->accept or return undef;
     $c->autoflush(1);
     return $c;
+}
+
+# True when bytes written on the client side of a tunnel arrive, the
+# same, at the accepted connection and the reply comes back: the tunnel
+# really carries data, beyond the status line.
+sub relays {
+    my ($client, $peer) = @_;
+    return 0 unless $client && $peer;
+    my $ping = "ping-" . int(rand(1e9)) . "\n";
+    print $client $ping;
+    my ($got) = read_exactly($peer, length $ping);
+    return 0 unless defined $got && $got eq $ping;
+    print $peer "pong\n";
+    my ($back) = read_exactly($client, 5);
+    return defined $back && $back eq "pong\n";
+}
+
+# Exactly $n bytes from $s within the wait; undef on a short read.
+sub read_exactly {
+    my ($s, $n) = @_;
+    my $sel = IO::Select->new($s);
+    my $deadline = time + $WAIT;
+    my $buf = '';
+    while (length $buf < $n) {
+        my $left = $deadline - time;
+        return undef if $left <= 0 || !$sel->can_read($left);
+        my $got = sysread($s, $buf, $n - length $buf, length $buf);
+        return undef unless $got;
+    }
+    return $buf;
 }
 
 # Connect to a virtual host of the test server and write raw bytes.
