@@ -181,9 +181,12 @@ for my $row ([ 'v1', \&pp_v1, '203.0.113.5' ],
     my ($s, $status, $rest, $sport) = pp_tunnel($hdr, $src);
     close $s;
     my $l = $status == 403 ? access_line($sport) : undef;
-    ok $l && $l->{client} eq $src && $l->{status} == 403,
+    ok $l && $l->{client} eq $src && $l->{status} == 403
+       && wait_until(sub {
+              log_lines(qr/\[client \Q$src\E:$sport\] AH01630: /)
+          }),
        "PROXY $what from $src (outside the Require ip networks): 403, "
-       . 'logged with the real client'
+       . 'access and error logs name the real client'
        or diag "status $status";
 }
 $origin->stop;
