@@ -76,14 +76,39 @@ int ct_relay_can_splice(conn_rec *c)
            && is_passive(c->input_filters) && is_passive(c->output_filters);
 }
 
-/* Filters that must not see tunnel bytes (as stock's tunnel strips). */
-static void strip_filters(conn_rec *c)
+/*
+ * mod_remoteip's PROXY protocol filter (RemoteIPProxyProtocol, behind a
+ * load balancer) hands nothing up before the whole header is read and
+ * parsed, and is a pass-through after it; being a connection filter it
+ * cannot leave the chain by itself.  A request read on this connection
+ * went through it (it was added before the first read), so it is done
+ * and holds no byte of the client's: the tunnel may do without it, and
+ * so be spliced or move to a reactor.  A filter never called (no context)
+ * is left alone.
+ */
+static int proxy_header_done(const ap_filter_t *f, const request_rec *r)
 {
+    return strcasecmp(f->frec->name, "REMOTEIP_INPUT") == 0
+           && f->ctx != NULL && r->the_request != NULL
+           && r->connection->master == NULL;
+}
+
+/* Filters that must not see tunnel bytes (as stock's tunnel strips),
+ * and the PROXY protocol's once it is done. */
+static void strip_filters(request_rec *r)
+{
+    conn_rec *c = r->connection;
     ap_filter_t *f, *next;
 
     for (f = c->input_filters; f != NULL; f = next) {
         next = f->next;
         if (strcasecmp(f->frec->name, "reqtimeout") == 0) {
+            ap_remove_input_filter(f);
+        }
+        else if (proxy_header_done(f, r)) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                          "PROXY protocol header already read; the "
+                          "tunnel bypasses mod_remoteip's filter");
             ap_remove_input_filter(f);
         }
     }
@@ -197,7 +222,7 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     t->nohalfclose = apr_table_get(r->subprocess_env,
                                    "proxy-nohalfclose") != NULL;
 
-    strip_filters(c);
+    strip_filters(r);
     for (t->client_net = c->output_filters; t->client_net->next != NULL;
          t->client_net = t->client_net->next) {
         continue;

@@ -8,3 +8,9 @@ for m in mpm_event authz_core authz_host authz_user authn_core authn_file \
          alias status; do
     echo "LoadModule ${m}_module $libexec/mod_$m.so"
 done
+# Optional: tests that need these skip where they are not installed.
+for m in remoteip; do
+    if [ -f "$libexec/mod_$m.so" ]; then
+        echo "LoadModule ${m}_module $libexec/mod_$m.so"
+    fi
+done

@@ -291,8 +291,9 @@ sub read_to_eof {
 # what earlier tests and runs wrote (the suite's logs are kept).
 my %from;
 
+# Logs other than these three can be named.
 sub mark_logs {
-    for my $name (qw(error_log tunnels_log reactor_access_log)) {
+    for my $name (qw(error_log tunnels_log reactor_access_log), @_) {
         my $file = t_logs() . "/$name";
         $from{$file} = -s $file // 0;
     }
