@@ -31,7 +31,8 @@ typedef enum {
     CT_DIAL_OK = 0,
     CT_DIAL_REFUSED,
     CT_DIAL_UNREACHABLE,
-    CT_DIAL_TIMEOUT
+    CT_DIAL_TIMEOUT,
+    CT_DIAL_DEADLINE            /* the set-up's deadline ran out */
 } ct_dial;
 
 /* This server's own addresses (ct_net), set at startup. */
@@ -212,9 +213,14 @@ static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
         timeout = ct_hop_step_timeout(setup->step, setup->deadline,
                                       apr_time_now());
         if (timeout == 0) {
-            return CT_DIAL_TIMEOUT;
+            return CT_DIAL_DEADLINE;
         }
         rv = dial_one(r, pconf, addr, timeout, &o->sock);
+        /* An attempt cut short by the deadline ends the set-up (poll's
+         * millisecond rounding may wake it a little early). */
+        if (APR_STATUS_IS_TIMEUP(rv) && timeout < setup->step) {
+            return CT_DIAL_DEADLINE;
+        }
         if (rv == APR_SUCCESS) {
             o->addr = addr;
             return CT_DIAL_OK;
@@ -261,13 +267,18 @@ static int past_deadline(const ct_setup *setup)
     return apr_time_now() >= setup->deadline;
 }
 
-/* Give the next socket operation what is left of the step and set-up. */
-static apr_status_t limit_step(ct_origin *o, const ct_setup *setup)
+/*
+ * Give the next socket operation what is left of the step and the set-up;
+ * *cut says whether the deadline is what limits it.
+ */
+static apr_status_t limit_step(ct_origin *o, const ct_setup *setup,
+                               int *cut)
 {
     apr_interval_time_t timeout;
 
     timeout = ct_hop_step_timeout(setup->step, setup->deadline,
                                   apr_time_now());
+    *cut = timeout < setup->step;
     if (timeout == 0) {
         return APR_TIMEUP;
     }
@@ -305,6 +316,7 @@ static int upstream_request(request_rec *r, const ct_target *t,
     const char *req;
     apr_size_t len;
     apr_status_t rv;
+    int cut;
 
     req = apr_pstrcat(r->pool, "CONNECT ", authority, " HTTP/1.1" CRLF
                       "Host: ", authority, CRLF,
@@ -316,10 +328,10 @@ static int upstream_request(request_rec *r, const ct_target *t,
                       "Proxy-agent: ", ap_get_server_banner(), CRLF CRLF,
                       NULL);
     len = strlen(req);
-    if ((rv = limit_step(o, setup)) == APR_SUCCESS) {
+    if ((rv = limit_step(o, setup, &cut)) == APR_SUCCESS) {
         rv = apr_socket_send(o->sock, req, &len);
     }
-    if (APR_STATUS_IS_TIMEUP(rv) && past_deadline(setup)) {
+    if (APR_STATUS_IS_TIMEUP(rv) && cut) {
         return setup_expired(r, setup, o->upstream);
     }
     if (rv != APR_SUCCESS) {
@@ -344,17 +356,18 @@ static int upstream_reply(request_rec *r, const ct_setup *setup,
     char *buf = apr_palloc(r->pool, CT_UPSTREAM_HEAD_MAX + 1);
     apr_size_t have = 0, len;
     apr_status_t rv;
+    int cut;
     char *end = NULL;
 
     while (end == NULL && have < CT_UPSTREAM_HEAD_MAX) {
         len = CT_UPSTREAM_HEAD_MAX - have;
-        if ((rv = limit_step(o, setup)) != APR_SUCCESS) {
+        if ((rv = limit_step(o, setup, &cut)) != APR_SUCCESS) {
             len = 0;
         }
         else {
             rv = apr_socket_recv(o->sock, buf + have, &len);
         }
-        if (APR_STATUS_IS_TIMEUP(rv) && past_deadline(setup)) {
+        if (APR_STATUS_IS_TIMEUP(rv) && cut) {
             return setup_expired(r, setup, o->upstream);
         }
         if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && len > 0)) {
@@ -426,7 +439,7 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
 static int connect_failed(request_rec *r, const ct_setup *setup, ct_dial how,
                           const char *hop)
 {
-    if (how == CT_DIAL_TIMEOUT && past_deadline(setup)) {
+    if (how == CT_DIAL_DEADLINE) {
         return setup_expired(r, setup, hop);
     }
     if (how == CT_DIAL_TIMEOUT) {
