@@ -47,6 +47,7 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     (void)s;
     conf->zero_copy = CT_UNSET;
     conf->connect_timeout = CT_UNSET;
+    conf->setup_timeout = CT_UNSET;
     conf->idle_timeout = CT_UNSET;
     conf->max_lifetime = CT_UNSET;
     conf->max_tunnels = CT_UNSET;
@@ -67,6 +68,7 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
                                          : base->allow_ports;
     CT_MERGE(zero_copy);
     CT_MERGE(connect_timeout);
+    CT_MERGE(setup_timeout);
     CT_MERGE(idle_timeout);
     CT_MERGE(max_lifetime);
     CT_MERGE(max_tunnels);
@@ -296,6 +298,11 @@ static const command_rec ct_cmds[] = {
                   CT_FIELD(connect_timeout), RSRC_CONF,
                   "Time to connect to the next hop (default ProxyTimeout, "
                   "else 10 seconds)"),
+    AP_INIT_TAKE1("ConnectTunnelSetupTimeout", set_timeout,
+                  CT_FIELD(setup_timeout), RSRC_CONF,
+                  "Time from the CONNECT to the 200: DNS, every connect "
+                  "attempt, the upstream proxy's reply (default 3 times "
+                  "the connect timeout)"),
     AP_INIT_TAKE1("ConnectTunnelIdleTimeout", set_timeout,
                   CT_FIELD(idle_timeout), RSRC_CONF,
                   "Close a tunnel that moved no bytes for this long "
@@ -422,6 +429,12 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     ct_origin_local_addresses(pconf, s);
+    if (ct_origin_instance_init(s->process->pool) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CT_LOGNO(00143)
+                     "cannot make up the random token of this proxy's Via "
+                     "entry");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {

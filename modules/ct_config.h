@@ -29,6 +29,10 @@
 /* ConnectTunnelConnectTimeout's default when ProxyTimeout is not set. */
 #define CT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(10)
 
+/* ConnectTunnelSetupTimeout's default: this many connect timeouts, so
+ * that one address may time out and the next still be tried. */
+#define CT_SETUP_TIMEOUT_FACTOR 3
+
 /* ConnectTunnelDefaultDeny's default: the SSRF guard is on. */
 #define CT_DEFAULT_DENY 1
 
@@ -50,6 +54,7 @@ typedef struct {
      * virtual host's list replaces the main server's instead of adding. */
     apr_array_header_t *allow_ports;
     apr_interval_time_t connect_timeout;    /* ConnectTunnelConnectTimeout */
+    apr_interval_time_t setup_timeout;      /* ConnectTunnelSetupTimeout */
     apr_interval_time_t idle_timeout;       /* ConnectTunnelIdleTimeout */
     apr_interval_time_t max_lifetime;       /* ConnectTunnelMaxLifetime */
     int max_tunnels;            /* ConnectTunnelMaxTunnels (whole server) */

@@ -19,6 +19,7 @@
 #include "ct_config.h"
 #include "ct_target.h"
 #include "ct_origin.h"
+#include "ct_hop.h"
 #include "ct_relay.h"
 #include "ct_report.h"
 #include "ct_limits.h"
@@ -32,6 +33,7 @@ static char ct_handed_off;
 /* Per-request settings derived once from the configuration. */
 typedef struct {
     apr_interval_time_t connect_timeout;
+    apr_interval_time_t setup_timeout;
     apr_interval_time_t idle_timeout;
     apr_interval_time_t max_lifetime;   /* 0: none */
     apr_size_t bufsize;
@@ -55,6 +57,9 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
         s->connect_timeout = pconf->timeout_set ? pconf->timeout
                                                 : CT_DEFAULT_CONNECT_TIMEOUT;
     }
+    s->setup_timeout = conf->setup_timeout != CT_UNSET
+                       ? conf->setup_timeout
+                       : CT_SETUP_TIMEOUT_FACTOR * s->connect_timeout;
     if (conf->idle_timeout != CT_UNSET) {
         s->idle_timeout = conf->idle_timeout;
     }
@@ -91,6 +96,26 @@ static int check_target(request_rec *r, const char *url, ct_target *t)
                                              NULL));
     }
     return OK;
+}
+
+/*
+ * Step 1b: a CONNECT that already passed through this very server (its
+ * Via carries our own entry) is a forwarding loop: refuse it here, after
+ * one hop, before it takes another worker upstream (502).
+ */
+static int check_loop(request_rec *r)
+{
+    const char *via = apr_table_get(r->headers_in, "Via");
+
+    if (via == NULL || !ct_hop_via_has(via, ct_origin_via_name(r))) {
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00144)
+                  "forwarding loop: this CONNECT already passed through "
+                  "this server (Via: '%.*s'); check ProxyRemote", 255, via);
+    return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_LOOP,
+                             "The request came back to this proxy (a "
+                             "forwarding loop).");
 }
 
 /*
@@ -287,6 +312,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
 {
     ct_dest_policy pol;
     ct_settings s;
+    ct_setup setup;
     ct_target t;
     ct_origin o;
     apr_status_t rv;
@@ -314,14 +340,18 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
                                  "CONNECT over HTTP/2 is not supported here.");
     }
     settings(r, pconf, &s);
-    /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules,
-     * 4. limits, 5. the next hop */
+    setup.step = s.connect_timeout;
+    setup.budget = s.setup_timeout;
+    setup.deadline = apr_time_now() + s.setup_timeout;
+    /* 1. target syntax and loops, 2. ports and ProxyBlock, 3. destination
+     * rules, 4. limits, 5. the next hop */
     if ((rc = check_target(r, url, &t)) != OK
+        || (rc = check_loop(r)) != OK
         || (rc = check_policy(r, pconf, &t)) != OK
         || (rc = check_destination(r, &t, &pol)) != OK
         || (rc = ct_limits_acquire(r)) != OK
         || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
-                                s.connect_timeout, &o)) != OK) {
+                                &setup, &o)) != OK) {
         if (proxyname && rc == HTTP_BAD_GATEWAY) {
             apr_table_setn(r->notes, CT_NOTE_UPSTREAM_FAILED, proxyname);
         }

@@ -24,17 +24,24 @@
 #include "ct_private.h"
 #include "ct_origin.h"
 #include "ct_report.h"
+#include "ct_hop.h"
 
 /* Outcome of trying every address of the next hop. */
 typedef enum {
     CT_DIAL_OK = 0,
     CT_DIAL_REFUSED,
     CT_DIAL_UNREACHABLE,
-    CT_DIAL_TIMEOUT
+    CT_DIAL_TIMEOUT,
+    CT_DIAL_DEADLINE            /* the set-up's deadline ran out */
 } ct_dial;
 
 /* This server's own addresses (ct_net), set at startup. */
 static apr_array_header_t *ct_local;
+
+/* The instance's Via token (hex), set at startup. */
+static const char *ct_instance;
+
+#define CT_INSTANCE_KEY "connect_tunnel_instance"
 
 static void add_local(apr_array_header_t *local, int family, const void *raw)
 {
@@ -110,6 +117,42 @@ static void net_of(const apr_sockaddr_t *sa, ct_net *net)
     ct_net_from_raw(sa->family, sa->ipaddr_ptr, net);
 }
 
+apr_status_t ct_origin_instance_init(apr_pool_t *process_pool)
+{
+    unsigned char raw[CT_INSTANCE_BYTES];
+    char *hex;
+    void *data = NULL;
+    apr_status_t rv;
+    int i;
+
+    /* The process pool outlives restarts: so does the token, and a loop
+     * that spans a graceful restart is still recognised. */
+    apr_pool_userdata_get(&data, CT_INSTANCE_KEY, process_pool);
+    if (data != NULL) {
+        ct_instance = data;
+        return APR_SUCCESS;
+    }
+    if ((rv = apr_generate_random_bytes(raw, sizeof(raw))) != APR_SUCCESS) {
+        return rv;
+    }
+    hex = apr_palloc(process_pool, 2 * sizeof(raw) + 1);
+    for (i = 0; i < (int)sizeof(raw); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    ct_instance = hex;
+    return apr_pool_userdata_set(hex, CT_INSTANCE_KEY, apr_pool_cleanup_null,
+                                 process_pool);
+}
+
+const char *ct_origin_via_name(request_rec *r)
+{
+    apr_port_t port = r->connection->local_addr
+                      ? r->connection->local_addr->port : 0;
+
+    return ct_hop_pseudonym(r->pool, r->server->server_hostname, port,
+                            ct_instance ? ct_instance : "0");
+}
+
 const char *ct_origin_authority(apr_pool_t *p, const ct_target *t)
 {
     if (t->kind == CT_HOST_IPV6) {
@@ -153,17 +196,31 @@ static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
     return rv;
 }
 
-/* Try the addresses in resolver order; remember whether any timed out. */
+/*
+ * Try the addresses in resolver order, each within the step timeout or
+ * what is left of the set-up; remember whether any timed out.
+ */
 static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
-                    apr_sockaddr_t *addrs, apr_interval_time_t timeout,
+                    apr_sockaddr_t *addrs, const ct_setup *setup,
                     ct_origin *o)
 {
+    apr_interval_time_t timeout;
     apr_sockaddr_t *addr;
     apr_status_t rv;
     int timed_out = 0, refused = 0;
 
     for (addr = addrs; addr != NULL; addr = addr->next) {
+        timeout = ct_hop_step_timeout(setup->step, setup->deadline,
+                                      apr_time_now());
+        if (timeout == 0) {
+            return CT_DIAL_DEADLINE;
+        }
         rv = dial_one(r, pconf, addr, timeout, &o->sock);
+        /* An attempt cut short by the deadline ends the set-up (poll's
+         * millisecond rounding may wake it a little early). */
+        if (APR_STATUS_IS_TIMEUP(rv) && timeout < setup->step) {
+            return CT_DIAL_DEADLINE;
+        }
         if (rv == APR_SUCCESS) {
             o->addr = addr;
             return CT_DIAL_OK;
@@ -194,23 +251,89 @@ static int check_blocked_addresses(request_rec *r, proxy_server_conf *pconf,
     return OK;
 }
 
+static int setup_expired(request_rec *r, const ct_setup *setup,
+                         const char *hop)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00140)
+                  "setting up the tunnel through %s took longer than "
+                  "ConnectTunnelSetupTimeout (%" APR_TIME_T_FMT " ms)", hop,
+                  apr_time_as_msec(setup->budget));
+    return ct_report_refusal(r, HTTP_GATEWAY_TIME_OUT, CT_PS_TIMEOUT,
+                             "Setting up the tunnel took too long.");
+}
+
+static int past_deadline(const ct_setup *setup)
+{
+    return apr_time_now() >= setup->deadline;
+}
+
+/*
+ * Give the next socket operation what is left of the step and the set-up;
+ * *cut says whether the deadline is what limits it.
+ */
+static apr_status_t limit_step(ct_origin *o, const ct_setup *setup,
+                               int *cut)
+{
+    apr_interval_time_t timeout;
+
+    timeout = ct_hop_step_timeout(setup->step, setup->deadline,
+                                  apr_time_now());
+    *cut = timeout < setup->step;
+    if (timeout == 0) {
+        return APR_TIMEUP;
+    }
+    return apr_socket_timeout_set(o->sock, timeout);
+}
+
+/*
+ * The Via value for the upstream: the client's, then our own entry
+ * (RFC 9110 7.6.3), by which a CONNECT that comes back is recognised.
+ */
+static const char *via_value(request_rec *r)
+{
+    const char *theirs = apr_table_get(r->headers_in, "Via");
+    const char *ours;
+
+    ours = r->proto_num >= HTTP_VERSION(2, 0)
+           ? apr_psprintf(r->pool, "%d %s", HTTP_VERSION_MAJOR(r->proto_num),
+                          ct_origin_via_name(r))
+           : apr_psprintf(r->pool, "1.%d %s",
+                          HTTP_VERSION_MINOR(r->proto_num),
+                          ct_origin_via_name(r));
+    return theirs && *theirs ? apr_pstrcat(r->pool, theirs, ", ", ours, NULL)
+                             : ours;
+}
+
 /* Ask the upstream proxy for a tunnel to t; returns OK when it says 2xx. */
-static int upstream_request(request_rec *r, const ct_target *t, ct_origin *o)
+static int upstream_request(request_rec *r, const ct_target *t,
+                            const ct_setup *setup, ct_origin *o)
 {
     const char *creds = apr_table_get(r->notes, "proxy-basic-creds");
+    /* mod_proxy has already counted this hop off the client's value (and
+     * answered a 0 itself), or set ProxyMaxForwards. */
+    const char *maxfwd = apr_table_get(r->headers_in, "Max-Forwards");
     const char *authority = ct_origin_authority(r->pool, t);
     const char *req;
     apr_size_t len;
     apr_status_t rv;
+    int cut;
 
     req = apr_pstrcat(r->pool, "CONNECT ", authority, " HTTP/1.1" CRLF
                       "Host: ", authority, CRLF,
                       creds ? "Proxy-Authorization: " : "",
                       creds ? creds : "", creds ? CRLF : "",
+                      maxfwd ? "Max-Forwards: " : "",
+                      maxfwd ? maxfwd : "", maxfwd ? CRLF : "",
+                      "Via: ", via_value(r), CRLF,
                       "Proxy-agent: ", ap_get_server_banner(), CRLF CRLF,
                       NULL);
     len = strlen(req);
-    rv = apr_socket_send(o->sock, req, &len);
+    if ((rv = limit_step(o, setup, &cut)) == APR_SUCCESS) {
+        rv = apr_socket_send(o->sock, req, &len);
+    }
+    if (APR_STATUS_IS_TIMEUP(rv) && cut) {
+        return setup_expired(r, setup, o->upstream);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00022)
                       "sending CONNECT to upstream proxy %s failed",
@@ -222,17 +345,31 @@ static int upstream_request(request_rec *r, const ct_target *t, ct_origin *o)
     return OK;
 }
 
-/* Read the upstream's reply head; keep whatever follows it. */
-static int upstream_reply(request_rec *r, ct_origin *o, int *status)
+/*
+ * Read the upstream's reply head, each read within the step timeout and
+ * the set-up's deadline; keep whatever follows it.  *loop says whether the
+ * upstream saw a forwarding loop.
+ */
+static int upstream_reply(request_rec *r, const ct_setup *setup,
+                          ct_origin *o, int *status, int *loop)
 {
     char *buf = apr_palloc(r->pool, CT_UPSTREAM_HEAD_MAX + 1);
     apr_size_t have = 0, len;
     apr_status_t rv;
+    int cut;
     char *end = NULL;
 
     while (end == NULL && have < CT_UPSTREAM_HEAD_MAX) {
         len = CT_UPSTREAM_HEAD_MAX - have;
-        rv = apr_socket_recv(o->sock, buf + have, &len);
+        if ((rv = limit_step(o, setup, &cut)) != APR_SUCCESS) {
+            len = 0;
+        }
+        else {
+            rv = apr_socket_recv(o->sock, buf + have, &len);
+        }
+        if (APR_STATUS_IS_TIMEUP(rv) && cut) {
+            return setup_expired(r, setup, o->upstream);
+        }
         if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && len > 0)) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00023)
                           "no complete reply from upstream proxy %s",
@@ -258,6 +395,9 @@ static int upstream_reply(request_rec *r, ct_origin *o, int *status)
                                  "reply.");
     }
     *status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+    end[2] = '\0';
+    *loop = ct_hop_head_reports_loop(buf);
+    end[2] = '\r';
     end += 4;
     o->early = end;
     o->early_len = have - (apr_size_t)(end - buf);
@@ -265,13 +405,23 @@ static int upstream_reply(request_rec *r, ct_origin *o, int *status)
 }
 
 static int upstream_handshake(request_rec *r, const ct_target *t,
-                              ct_origin *o)
+                              const ct_setup *setup, ct_origin *o)
 {
-    int rc, status = 0;
+    int rc, status = 0, loop = 0;
 
-    if ((rc = upstream_request(r, t, o)) != OK
-        || (rc = upstream_reply(r, o, &status)) != OK) {
+    if ((rc = upstream_request(r, t, setup, o)) != OK
+        || (rc = upstream_reply(r, setup, o, &status, &loop)) != OK) {
         return rc;
+    }
+    if ((status < 200 || status > 299) && loop) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00141)
+                      "upstream proxy %s refused the tunnel to %s: a "
+                      "forwarding loop (status %d, proxy_loop_detected); "
+                      "check ProxyRemote", o->upstream,
+                      ct_origin_authority(r->pool, t), status);
+        return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_LOOP,
+                                 "The request came back to this proxy "
+                                 "(a forwarding loop).");
     }
     if (status < 200 || status > 299) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00025)
@@ -286,8 +436,12 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
     return OK;
 }
 
-static int connect_failed(request_rec *r, ct_dial how, const char *hop)
+static int connect_failed(request_rec *r, const ct_setup *setup, ct_dial how,
+                          const char *hop)
 {
+    if (how == CT_DIAL_DEADLINE) {
+        return setup_expired(r, setup, hop);
+    }
     if (how == CT_DIAL_TIMEOUT) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00026)
                       "connect to %s timed out", hop);
@@ -347,10 +501,24 @@ static int filter_addresses(request_rec *r, const ct_dest_policy *pol,
     return OK;
 }
 
+/* A name with hundreds of (blackholed) addresses costs no more than
+ * CT_MAX_ADDRESSES attempts. */
+static void cap_addresses(request_rec *r, const char *host,
+                          apr_sockaddr_t *addrs)
+{
+    int dropped = ct_hop_cap_addresses(addrs, CT_MAX_ADDRESSES);
+
+    if (dropped > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00142)
+                      "'%.*s' has %d more addresses than the %d tried", 255,
+                      host, dropped, CT_MAX_ADDRESSES);
+    }
+}
+
 int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const ct_target *t, const ct_dest_policy *pol,
                    const char *proxyname, apr_port_t proxyport,
-                   apr_interval_time_t timeout, ct_origin *o)
+                   const ct_setup *setup, ct_origin *o)
 {
     const char *host = proxyname ? proxyname : t->host;
     apr_port_t port = proxyname ? proxyport : t->port;
@@ -377,6 +545,11 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
         return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_DNS_ERROR,
                                  "DNS lookup failure.");
     }
+    /* The resolver cannot be interrupted, but its time counts. */
+    if (past_deadline(setup)) {
+        return setup_expired(r, setup, apr_psprintf(r->pool, "'%.*s'", 255,
+                                                    host));
+    }
     /* The upstream proxy's own address is never subject to the rules. */
     if (!proxyname && !pol->decided
         && (rc = filter_addresses(r, pol, host, &addrs)) != OK) {
@@ -386,16 +559,18 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
         && (rc = check_blocked_addresses(r, pconf, host, addrs)) != OK) {
         return rc;
     }
-    how = dial(r, pconf, addrs, timeout, o);
+    cap_addresses(r, host, addrs);
+    how = dial(r, pconf, addrs, setup, o);
     if (how != CT_DIAL_OK) {
-        return connect_failed(r, how, o->upstream ? o->upstream
-                                      : ct_origin_authority(r->pool, t));
+        return connect_failed(r, setup, how,
+                              o->upstream ? o->upstream
+                                          : ct_origin_authority(r->pool, t));
     }
     rv = apr_socket_addr_get(&local, APR_LOCAL, o->sock);
     o->local_port = rv == APR_SUCCESS ? local->port : 0;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "connected to %pI from port %hu", o->addr, o->local_port);
-    if (proxyname && (rc = upstream_handshake(r, t, o)) != OK) {
+    if (proxyname && (rc = upstream_handshake(r, t, setup, o)) != OK) {
         apr_socket_close(o->sock);
         o->sock = NULL;
         return rc;

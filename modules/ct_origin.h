@@ -27,6 +27,13 @@ typedef struct {
     int decided;                /* already allowed: no address checks */
 } ct_dest_policy;
 
+/* The bounds of one set-up (everything before the 200). */
+typedef struct {
+    apr_interval_time_t step;   /* one connect, one read of the upstream */
+    apr_interval_time_t budget; /* the whole set-up (the log quotes it) */
+    apr_time_t deadline;        /* when the budget runs out */
+} ct_setup;
+
 typedef struct {
     apr_socket_t *sock;         /* connected, blocking with a timeout */
     apr_sockaddr_t *addr;       /* the address dialled */
@@ -53,16 +60,19 @@ const char *ct_origin_address_denied(apr_pool_t *p,
 /**
  * Open the connection a tunnel to t will use.  For a direct connection
  * every resolved address is checked against the destination rules and
- * only those allowed are dialled, in resolver order, each within timeout
- * (what is checked is what is dialled: nothing is resolved twice).
- * ProxyBlock is checked against the resolved addresses too.
+ * only those allowed are dialled, in resolver order, at most
+ * CT_MAX_ADDRESSES of them (what is checked is what is dialled: nothing is
+ * resolved twice).  ProxyBlock is checked against the resolved addresses
+ * too.  Each connect and each read of an upstream's reply gets the step
+ * timeout or what is left before the deadline, whichever is less; DNS
+ * cannot be interrupted, but its time counts.  At the deadline: 504.
  * @param r         the CONNECT request
  * @param pconf     mod_proxy's server configuration
  * @param t         the validated target
  * @param pol       the destination rules for it
  * @param proxyname upstream proxy from ProxyRemote, or NULL for direct
  * @param proxyport its port
- * @param timeout   connect (and upstream reply) timeout
+ * @param setup     the step timeout and the deadline
  * @param o         filled on success
  * @return OK, or the HTTP status to answer with (the cause is logged and
  *         left in r->notes "error-notes")
@@ -70,7 +80,20 @@ const char *ct_origin_address_denied(apr_pool_t *p,
 int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const ct_target *t, const ct_dest_policy *pol,
                    const char *proxyname, apr_port_t proxyport,
-                   apr_interval_time_t timeout, ct_origin *o);
+                   const ct_setup *setup, ct_origin *o);
+
+/**
+ * Make up (at the first start) or find again (after a restart) the random
+ * token that sets this instance's Via entries apart from another proxy's
+ * with the same name; kept in the process pool.
+ */
+apr_status_t ct_origin_instance_init(apr_pool_t *process_pool);
+
+/**
+ * This proxy's received-by in Via for r: the server's name, the port r
+ * arrived on and the instance token.
+ */
+const char *ct_origin_via_name(request_rec *r);
 
 /**
  * The target as authority-form text, IPv6 literals in brackets.

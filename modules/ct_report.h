@@ -33,6 +33,7 @@
 #define CT_PS_LIMIT             "connection_limit_reached"
 #define CT_PS_UNAVAILABLE       "destination_unavailable"
 #define CT_PS_INTERNAL          "proxy_internal_error"
+#define CT_PS_LOOP              "proxy_loop_detected"
 
 /**
  * Prepare an error answer: a Proxy-Status header (RFC 9209) naming this

@@ -36,6 +36,7 @@ my @good = (
     [ 'ConnectTunnelDefaultDeny off',             'the guard off' ],
     [ 'ConnectTunnelConnectTimeout 2',            'seconds' ],
     [ 'ConnectTunnelConnectTimeout 500ms',        'milliseconds' ],
+    [ 'ConnectTunnelSetupTimeout 15',             'a set-up timeout' ],
     [ 'ConnectTunnelIdleTimeout 1mi',             'minutes' ],
     [ 'ConnectTunnelMaxLifetime 0',               'no lifetime limit' ],
     [ 'ConnectTunnelMaxLifetime 2h',              'hours' ],
@@ -73,6 +74,8 @@ my @bad = (
     [ 'ConnectTunnelDeny example.com/24',  'example.com/24', 'a name with a prefix' ],
     [ 'ConnectTunnelConnectTimeout 0',     '0',            'zero connect timeout' ],
     [ 'ConnectTunnelConnectTimeout -1',    '-1',           'negative time' ],
+    [ 'ConnectTunnelSetupTimeout 0',       '0',            'zero set-up timeout' ],
+    [ 'ConnectTunnelSetupTimeout later',   'later',        'a word for a set-up time' ],
     [ 'ConnectTunnelIdleTimeout soon',     'soon',         'a word for a time' ],
     [ 'ConnectTunnelIdleTimeout 0',        '0',            'zero idle timeout' ],
     [ 'ConnectTunnelMaxLifetime 5x',       '5x',           'a bad unit' ],
@@ -87,7 +90,8 @@ my @bad = (
 );
 
 # Directives of the server only, not allowed in <Proxy>.
-my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelIdleTimeout
+my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelSetupTimeout
+                     ConnectTunnelIdleTimeout
                      ConnectTunnelMaxLifetime ConnectTunnelMaxTunnels
                      ConnectTunnelMaxTunnelsPerChild
                      ConnectTunnelMaxTunnelsPerClient);

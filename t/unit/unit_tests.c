@@ -15,6 +15,7 @@
 
 #include "ct_target.h"
 #include "ct_policy.h"
+#include "ct_hop.h"
 
 static int passed, failed;
 
@@ -332,6 +333,137 @@ static void test_rules_check(apr_pool_t *p)
     }
 }
 
+/* A list of n loopback addresses, ports 1..n. */
+static apr_sockaddr_t *address_list(apr_pool_t *p, int n)
+{
+    apr_sockaddr_t *head = NULL, **tail = &head;
+    int i;
+
+    for (i = 1; i <= n; i++) {
+        if (apr_sockaddr_info_get(tail, "127.0.0.1", APR_INET,
+                                  (apr_port_t)i, 0, p) != APR_SUCCESS) {
+            break;
+        }
+        tail = &(*tail)->next;
+    }
+    return head;
+}
+
+static int list_length(const apr_sockaddr_t *sa)
+{
+    int n = 0;
+
+    for (; sa != NULL; sa = sa->next) {
+        n++;
+    }
+    return n;
+}
+
+static void test_address_cap(apr_pool_t *p)
+{
+    static const struct {
+        int have, max, keep, dropped;
+        const char *why;
+    } cases[] = {
+        { 1, CT_MAX_ADDRESSES, 1, 0, "one address" },
+        { 16, CT_MAX_ADDRESSES, 16, 0, "exactly the cap" },
+        { 17, CT_MAX_ADDRESSES, 16, 1, "one over the cap" },
+        { 200, CT_MAX_ADDRESSES, 16, 184, "hundreds" },
+        { 3, 1, 1, 2, "cap of one" },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        apr_sockaddr_t *list = address_list(p, cases[i].have);
+        int dropped = ct_hop_cap_addresses(list, cases[i].max);
+
+        expect(dropped == cases[i].dropped, "cap: dropped", cases[i].why);
+        expect(list_length(list) == cases[i].keep, "cap: kept",
+               cases[i].why);
+        expect(list->port == 1, "cap: the first address stays first",
+               cases[i].why);
+    }
+    expect(ct_hop_cap_addresses(NULL, 16) == 0, "cap: empty list", "");
+}
+
+static void test_step_timeout(void)
+{
+    apr_time_t now = apr_time_from_sec(1000);
+
+    expect(ct_hop_step_timeout(apr_time_from_sec(2), now
+                               + apr_time_from_sec(10), now)
+           == apr_time_from_sec(2), "step: its own limit", "10 s left");
+    expect(ct_hop_step_timeout(apr_time_from_sec(2), now
+                               + apr_time_from_msec(500), now)
+           == apr_time_from_msec(500), "step: what is left", "0.5 s left");
+    expect(ct_hop_step_timeout(apr_time_from_sec(2), now, now) == 0,
+           "step: deadline now", "0 left");
+    expect(ct_hop_step_timeout(apr_time_from_sec(2), now - 1, now) == 0,
+           "step: deadline passed", "-1 left");
+}
+
+static void test_via(apr_pool_t *p)
+{
+    static const struct {
+        const char *via;
+        int want;
+        const char *why;
+    } cases[] = {
+        { "1.1 px-3128-00ff", 1, "ours alone" },
+        { "1.0 a, 1.1 px-3128-00ff", 1, "ours last" },
+        { "1.1 PX-3128-00FF (mod_connect_tunnel)", 1, "any case, comment" },
+        { "HTTP/1.1 px-3128-00ff", 1, "protocol with a name" },
+        { "1.1 a (x, 1.1 px-3128-00ff), 1.1 b", 0, "inside a comment" },
+        { "1.1 a (x \\) 1.1 px-3128-00ff), 1.1 b", 0,
+          "quoted pair in a comment" },
+        { "1.1 px-3128-00ff0", 0, "longer token" },
+        { "1.1 px-3128-00f", 0, "shorter token" },
+        { "1.1 px, 1.1 px:3128", 0, "same name, no token" },
+        { "1.1 px-3128-00ff:80", 0, "with a port" },
+        { "", 0, "empty" },
+        { ",,, ,", 0, "only commas" },
+        { "1.1 a (unclosed, 1.1 px-3128-00ff", 0, "unclosed comment" },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect(ct_hop_via_has(cases[i].via, "px-3128-00ff") == cases[i].want,
+               "via", cases[i].why);
+    }
+    expect(!ct_hop_via_has("1.1 x", ""), "via: empty name", "");
+    expect(strcmp(ct_hop_pseudonym(p, "px.example", 3128, "ab"),
+                  "px.example-3128-ab") == 0, "pseudonym", "name");
+    expect(strcmp(ct_hop_pseudonym(p, "[::1]", 80, "ab"),
+                  "---1--80-ab") == 0, "pseudonym", "address as name");
+    expect(strcmp(ct_hop_pseudonym(p, NULL, 80, "ab"), "httpd-80-ab") == 0,
+           "pseudonym", "no name");
+}
+
+static void test_loop_head(void)
+{
+    static const struct {
+        const char *head;
+        int want;
+        const char *why;
+    } cases[] = {
+        { "HTTP/1.1 502 Bad Gateway\r\nProxy-Status: px; "
+          "error=proxy_loop_detected\r\n", 1, "ours" },
+        { "HTTP/1.1 502 x\r\nproxy-status: a, b; "
+          "error=proxy_loop_detected\r\n", 1, "lower case, a list" },
+        { "HTTP/1.1 502 x\r\nX-Note: error=proxy_loop_detected\r\n", 0,
+          "another field" },
+        { "HTTP/1.1 502 x\r\nProxy-Status: px; error=dns_error\r\n"
+          "X: error=proxy_loop_detected\r\n", 0, "on the next line" },
+        { "HTTP/1.1 502 x\r\n", 0, "none" },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        expect(ct_hop_head_reports_loop(cases[i].head) == cases[i].want,
+               "loop head", cases[i].why);
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -345,6 +477,10 @@ int main(void)
     test_guard(p);
     test_rule_parse(p);
     test_rules_check(p);
+    test_address_cap(p);
+    test_step_timeout();
+    test_via(p);
+    test_loop_head();
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
