@@ -82,6 +82,7 @@ static void *create_dir_config(apr_pool_t *p, char *dir)
 
     (void)dir;
     dconf->default_deny = CT_UNSET;
+    dconf->trust_names = CT_UNSET;
     return dconf;
 }
 
@@ -99,6 +100,8 @@ static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     }
     dconf->default_deny = add->default_deny != CT_UNSET ? add->default_deny
                                                         : base->default_deny;
+    dconf->trust_names = add->trust_names != CT_UNSET ? add->trust_names
+                                                      : base->trust_names;
     return dconf;
 }
 
@@ -269,6 +272,11 @@ static const command_rec ct_cmds[] = {
                  "On (default) to deny loopback, link-local, metadata, "
                  "unspecified, multicast and local addresses that no rule "
                  "allows"),
+    AP_INIT_FLAG("ConnectTunnelTrustAllowedNames", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(ct_dir_conf, trust_names),
+                 RSRC_CONF | ACCESS_CONF,
+                 "On to dial names allowed by name wherever they resolve, "
+                 "unchecked by the guard (default Off)"),
     AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_time,
                   CT_FIELD(connect_timeout), RSRC_CONF,
                   "Time to connect to the next hop (default ProxyTimeout, "
@@ -399,6 +407,7 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     ct_origin_local_addresses(pconf, s);
+    ct_origin_hosts_names(pconf, s);
     if (ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
