@@ -251,6 +251,7 @@ static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
 }
 
 #define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
+#define CT_DIR_FIELD(f) ((void *)APR_OFFSETOF(ct_dir_conf, f))
 
 static const command_rec ct_cmds[] = {
     AP_INIT_ITERATE("AllowCONNECT", set_allow_connect, NULL, RSRC_CONF,
@@ -273,8 +274,7 @@ static const command_rec ct_cmds[] = {
                  "unspecified, multicast and local addresses that no rule "
                  "allows"),
     AP_INIT_FLAG("ConnectTunnelTrustAllowedNames", ap_set_flag_slot,
-                 (void *)APR_OFFSETOF(ct_dir_conf, trust_names),
-                 RSRC_CONF | ACCESS_CONF,
+                 CT_DIR_FIELD(trust_names), RSRC_CONF | ACCESS_CONF,
                  "On to dial names allowed by name wherever they resolve, "
                  "unchecked by the guard (default Off)"),
     AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_time,

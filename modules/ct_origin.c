@@ -136,8 +136,10 @@ void ct_origin_hosts_names(apr_pool_t *p, server_rec *s)
     }
     while (apr_file_gets(line, sizeof(line), f) == APR_SUCCESS) {
         /* Only whole lines count: a piece of a longer one could start
-         * with a name that would be taken for an address. */
-        int ends = strchr(line, '\n') != NULL;
+         * with a name that would be taken for an address.  A line ends
+         * at a newline, or at the end of the file (a short read). */
+        int ends = strchr(line, '\n') != NULL
+                   || strlen(line) < sizeof(line) - 1;
 
         if (whole && ends) {
             add_hosts_line(p, line);

@@ -31,10 +31,8 @@ use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
                log_mark log_since wait_log start_httpd stop_httpd in_netns
                no_crash);
 
-my $HOSTS = <<'EOF';
-127.0.0.1 localhost
-127.0.0.1 files-only
-EOF
+# The last line has no newline: it counts all the same.
+my $HOSTS = "127.0.0.1 localhost\n127.0.0.1 files-only";
 
 my $RESOLV = <<'EOF';
 nameserver 127.0.0.1
