@@ -84,6 +84,7 @@ static void *create_dir_config(apr_pool_t *p, char *dir)
 
     (void)dir;
     dconf->default_deny = CT_UNSET;
+    dconf->trust_names = CT_UNSET;
     return dconf;
 }
 
@@ -101,6 +102,8 @@ static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     }
     dconf->default_deny = add->default_deny != CT_UNSET ? add->default_deny
                                                         : base->default_deny;
+    dconf->trust_names = add->trust_names != CT_UNSET ? add->trust_names
+                                                      : base->trust_names;
     return dconf;
 }
 
@@ -273,6 +276,7 @@ static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
 }
 
 #define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
+#define CT_DIR_FIELD(f) ((void *)APR_OFFSETOF(ct_dir_conf, f))
 
 static const command_rec ct_cmds[] = {
     AP_INIT_ITERATE("AllowCONNECT", set_allow_connect, NULL, RSRC_CONF,
@@ -294,6 +298,10 @@ static const command_rec ct_cmds[] = {
                  "On (default) to deny loopback, link-local, metadata, "
                  "unspecified, multicast and local addresses that no rule "
                  "allows"),
+    AP_INIT_FLAG("ConnectTunnelTrustAllowedNames", ap_set_flag_slot,
+                 CT_DIR_FIELD(trust_names), RSRC_CONF | ACCESS_CONF,
+                 "On to dial names allowed by name wherever they resolve, "
+                 "unchecked by the guard (default Off)"),
     AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_timeout,
                   CT_FIELD(connect_timeout), RSRC_CONF,
                   "Time to connect to the next hop (default ProxyTimeout, "
@@ -435,6 +443,7 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      "entry");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    ct_origin_hosts_names(pconf, s);
     if (ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {

@@ -45,3 +45,9 @@ int ct_conf_default_deny(const ct_dir_conf *dconf)
     return dconf->default_deny == CT_UNSET ? CT_DEFAULT_DENY
                                            : dconf->default_deny;
 }
+
+int ct_conf_trust_names(const ct_dir_conf *dconf)
+{
+    return dconf->trust_names == CT_UNSET ? CT_DEFAULT_TRUST_NAMES
+                                          : dconf->trust_names;
+}

@@ -36,6 +36,10 @@
 /* ConnectTunnelDefaultDeny's default: the SSRF guard is on. */
 #define CT_DEFAULT_DENY 1
 
+/* ConnectTunnelTrustAllowedNames' default: the guard checks the addresses
+ * of names allowed by name too. */
+#define CT_DEFAULT_TRUST_NAMES 0
+
 /* ConnectTunnelHandoff's default: idle tunnels leave the workers. */
 #define CT_DEFAULT_HANDOFF 1
 
@@ -74,6 +78,7 @@ typedef struct {
      * checked: a section's own first, then those it inherits. */
     apr_array_header_t *rules;
     int default_deny;           /* ConnectTunnelDefaultDeny */
+    int trust_names;            /* ConnectTunnelTrustAllowedNames */
 } ct_dir_conf;
 
 /**
@@ -91,5 +96,11 @@ int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port);
  * Whether the built-in SSRF guard applies where no rule decides.
  */
 int ct_conf_default_deny(const ct_dir_conf *dconf);
+
+/**
+ * Whether a name allowed by a host or domain rule is dialled without the
+ * guard checking what it resolves to.
+ */
+int ct_conf_trust_names(const ct_dir_conf *dconf);
 
 #endif /* CT_CONFIG_H */

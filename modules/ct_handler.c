@@ -192,6 +192,9 @@ static int check_destination(request_rec *r, const ct_target *t,
         v = ct_rules_check(pol->rules, pol->name, NULL);
         denied = v.action == CT_DENY ? v.why : NULL;
         pol->decided = v.action == CT_ALLOW;
+        /* What an allowed name resolves to is the guard's business unless
+         * the admin trusts such names. */
+        pol->default_deny &= !(pol->decided && ct_conf_trust_names(dconf));
     }
     if (denied) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00016)
@@ -200,7 +203,11 @@ static int check_destination(request_rec *r, const ct_target *t,
         return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
                                  "The destination is not allowed.");
     }
-    pol->decided |= t->kind != CT_HOST_NAME;
+    if (t->kind != CT_HOST_NAME) {
+        /* A literal was checked whole: nothing is left to check. */
+        pol->decided = 1;
+        pol->default_deny = 0;
+    }
     return OK;
 }
 

@@ -13,9 +13,11 @@
 
 #include <errno.h>
 #include <ifaddrs.h>
+#include <netdb.h>
 
 #include "apr_strings.h"
 #include "apr_lib.h"
+#include "apr_hash.h"
 
 #include "http_protocol.h"
 #include "http_request.h"
@@ -35,6 +37,13 @@ typedef enum {
     CT_DIAL_DEADLINE            /* the set-up's deadline ran out */
 } ct_dial;
 
+#ifndef _PATH_HOSTS
+#define _PATH_HOSTS "/etc/hosts"
+#endif
+
+/* Longest hosts file line read; the names of a longer one are skipped. */
+#define CT_HOSTS_LINE_MAX 4096
+
 /* This server's own addresses (ct_net), set at startup. */
 static apr_array_header_t *ct_local;
 
@@ -42,6 +51,9 @@ static apr_array_header_t *ct_local;
 static const char *ct_instance;
 
 #define CT_INSTANCE_KEY "connect_tunnel_instance"
+
+/* The names the hosts file lists, lower case, set at startup. */
+static apr_hash_t *ct_hosts_names;
 
 static void add_local(apr_array_header_t *local, int family, const void *raw)
 {
@@ -94,17 +106,96 @@ void ct_origin_local_addresses(apr_pool_t *p, server_rec *s)
     add_interfaces(ct_local, s);
 }
 
+/* Note the names of one hosts file line ("address name alias..."). */
+static void add_hosts_line(apr_pool_t *p, char *line)
+{
+    char *hash = strchr(line, '#'), *last, *word;
+
+    if (hash != NULL) {
+        *hash = '\0';
+    }
+    /* The first word is the address. */
+    if (apr_strtok(line, " \t\r\n", &last) == NULL) {
+        return;
+    }
+    while ((word = apr_strtok(NULL, " \t\r\n", &last)) != NULL) {
+        word = apr_pstrdup(p, word);
+        ap_str_tolower(word);
+        apr_hash_set(ct_hosts_names, word, APR_HASH_KEY_STRING, word);
+    }
+}
+
+void ct_origin_hosts_names(apr_pool_t *p, server_rec *s)
+{
+    char line[CT_HOSTS_LINE_MAX];
+    apr_file_t *f;
+    apr_status_t rv;
+    int whole = 1;
+
+    ct_hosts_names = apr_hash_make(p);
+    rv = apr_file_open(&f, _PATH_HOSTS, APR_FOPEN_READ | APR_FOPEN_BUFFERED,
+                       APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CT_LOGNO(00120)
+                     "cannot read %s: every target name is looked up as "
+                     "an absolute DNS name", _PATH_HOSTS);
+        return;
+    }
+    while (apr_file_gets(line, sizeof(line), f) == APR_SUCCESS) {
+        /* Only whole lines count: a piece of a longer one could start
+         * with a name that would be taken for an address.  A line ends
+         * at a newline, or at the end of the file (a short read). */
+        int ends = strchr(line, '\n') != NULL
+                   || strlen(line) < sizeof(line) - 1;
+
+        if (whole && ends) {
+            add_hosts_line(p, line);
+        }
+        whole = ends;
+    }
+    apr_file_close(f);
+}
+
+/*
+ * The name to give the resolver for a target.  A name with a final dot is
+ * absolute: the resolver never tries it below the search list's domains
+ * (resolv.conf "search", whatever "ndots" says), so the name the rules
+ * and ProxyBlock checked is the name resolved.  A name the hosts file
+ * lists keeps its form, since the hosts file does not match a name
+ * written with a final dot.
+ */
+static const char *lookup_name(apr_pool_t *p, const ct_target *t)
+{
+    apr_size_t len = strlen(t->host);
+    char *lower;
+
+    if (t->kind != CT_HOST_NAME || (len > 0 && t->host[len - 1] == '.')) {
+        return t->host;
+    }
+    lower = apr_pstrdup(p, t->host);
+    ap_str_tolower(lower);
+    if (ct_hosts_names
+        && apr_hash_get(ct_hosts_names, lower, APR_HASH_KEY_STRING)) {
+        return t->host;
+    }
+    return apr_pstrcat(p, t->host, ".", NULL);
+}
+
 const char *ct_origin_address_denied(apr_pool_t *p,
                                      const ct_dest_policy *pol,
                                      const ct_net *addr)
 {
-    ct_verdict v = ct_rules_check(pol->rules, pol->name, addr);
     const char *set;
 
-    if (v.action == CT_DENY) {
-        return v.why;
+    /* Rules that allowed the name already leave the guard to decide. */
+    if (!pol->decided) {
+        ct_verdict v = ct_rules_check(pol->rules, pol->name, addr);
+
+        if (v.action != 0) {
+            return v.action == CT_DENY ? v.why : NULL;
+        }
     }
-    if (v.action == CT_ALLOW || !pol->default_deny) {
+    if (!pol->default_deny) {
         return NULL;
     }
     set = ct_default_denies(addr, ct_local);
@@ -490,6 +581,16 @@ static int filter_addresses(request_rec *r, const ct_dest_policy *pol,
         *tail = sa;
         tail = &sa->next;
     }
+    if (*addrs == NULL && pol->decided) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00121)
+                      "tunnel to '%.*s' refused: a rule allows the name, "
+                      "but every address it resolves to is denied by %s "
+                      "(ConnectTunnelTrustAllowedNames is Off)", 255, host,
+                      why);
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
+                                 "The destination's address is not "
+                                 "allowed.");
+    }
     if (*addrs == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00030)
                       "tunnel to '%.*s' refused: every address it resolves "
@@ -520,7 +621,7 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const char *proxyname, apr_port_t proxyport,
                    const ct_setup *setup, ct_origin *o)
 {
-    const char *host = proxyname ? proxyname : t->host;
+    const char *host = proxyname ? proxyname : lookup_name(r->pool, t);
     apr_port_t port = proxyname ? proxyport : t->port;
     apr_sockaddr_t *addrs, *local;
     apr_int32_t family = APR_UNSPEC;
@@ -541,7 +642,8 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00028)
                       "dns lookup of %s'%.*s' failed",
-                      proxyname ? "upstream proxy " : "", 255, host);
+                      proxyname ? "upstream proxy " : "", 255,
+                      proxyname ? proxyname : t->host);
         return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_DNS_ERROR,
                                  "DNS lookup failure.");
     }
@@ -551,12 +653,12 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                                                     host));
     }
     /* The upstream proxy's own address is never subject to the rules. */
-    if (!proxyname && !pol->decided
-        && (rc = filter_addresses(r, pol, host, &addrs)) != OK) {
+    if (!proxyname && (!pol->decided || pol->default_deny)
+        && (rc = filter_addresses(r, pol, t->host, &addrs)) != OK) {
         return rc;
     }
     if (!proxyname
-        && (rc = check_blocked_addresses(r, pconf, host, addrs)) != OK) {
+        && (rc = check_blocked_addresses(r, pconf, t->host, addrs)) != OK) {
         return rc;
     }
     cap_addresses(r, host, addrs);

@@ -24,7 +24,8 @@ typedef struct {
     const apr_array_header_t *rules;    /* ct_rule, may be NULL */
     const char *name;           /* the target's name; NULL for a literal */
     int default_deny;           /* the built-in guard applies */
-    int decided;                /* already allowed: no address checks */
+    int decided;                /* the rules allowed it already: only the
+                                 * guard (if it applies) checks addresses */
 } ct_dest_policy;
 
 /* The bounds of one set-up (everything before the 200). */
@@ -50,6 +51,14 @@ typedef struct {
 void ct_origin_local_addresses(apr_pool_t *p, server_rec *s);
 
 /**
+ * Learn the names the hosts file lists: they are looked up as written,
+ * so that the hosts file answers them; every other name of a target is
+ * looked up as an absolute name, out of reach of the resolver's search
+ * list.
+ */
+void ct_origin_hosts_names(apr_pool_t *p, server_rec *s);
+
+/**
  * Why the destination rules deny addr (the rule's text, or the guard's
  * set), or NULL when they allow it.
  */
@@ -62,8 +71,10 @@ const char *ct_origin_address_denied(apr_pool_t *p,
  * every resolved address is checked against the destination rules and
  * only those allowed are dialled, in resolver order, at most
  * CT_MAX_ADDRESSES of them (what is checked is what is dialled: nothing is
- * resolved twice).  ProxyBlock is checked against the resolved addresses
- * too.  Each connect and each read of an upstream's reply gets the step
+ * resolved twice).  A target's name is resolved as an absolute name (see
+ * ct_origin_hosts_names()), so the name the rules checked is the one
+ * resolved.  ProxyBlock is checked against the resolved addresses too.
+ * Each connect and each read of an upstream's reply gets the step
  * timeout or what is left before the deadline, whichever is less; DNS
  * cannot be interrupted, but its time counts.  At the deadline: 504.
  * @param r         the CONNECT request

@@ -11,8 +11,10 @@
 # only loopback exists and such a query fails locally; its /etc/hosts is
 # replaced there, to add names for the address rules that apply after
 # DNS: a name with one denied and one allowed address must be dialled on
-# the allowed one only, and an allow by name trusts the name's addresses
-# (the built-in guard included), as documented.
+# the allowed one only, and an allow by name, with
+# ConnectTunnelTrustAllowedNames On, trusts the name's addresses (the
+# built-in guard included), as documented.  That the guard checks the
+# addresses of allowed names by default is shown in 14_search_domains.t.
 use strict;
 use warnings;
 use lib 't/lib', 't/security/lib';
@@ -60,8 +62,8 @@ my @cases = (
     [ main => 'allowed.wild.example', 403, 'destination_ip_prohibited',
       'an allow after the matching deny is never reached' ],
     [ main => 'trusted.test', 200, '',
-      'an allow by name decides before DNS: its loopback address is '
-      . 'not checked, not even by the guard' ],
+      'a trusted allow by name decides before DNS: its loopback '
+      . 'address is not checked, not even by the guard' ],
     [ main => 'localhost', 403, 'destination_ip_prohibited',
       'the guard still denies other names for loopback' ],
     [ off => 'two.test', 200, '',
@@ -91,6 +93,7 @@ ConnectTunnelDeny blocked.example
 ConnectTunnelDeny *.wild.example
 ConnectTunnelAllow allowed.wild.example
 ConnectTunnelAllow trusted.test
+ConnectTunnelTrustAllowedNames On
 <VirtualHost 127.0.0.1:$port{off}>
     ConnectTunnelDefaultDeny Off
     ConnectTunnelDeny 127.0.0.9

@@ -339,8 +339,9 @@ sub have_netns_tools {
 
 # Run the calling test file again inside new network and mount
 # namespaces: only loopback exists there (brought up here), so nothing
-# can leave the machine, and /etc/hosts may be replaced by $hosts (text)
-# for that process alone.  Returns in the namespace; never returns in the
+# can leave the machine, and /etc/hosts and /etc/resolv.conf may be
+# replaced by the texts given as hosts and resolv.conf, for that process
+# alone.  Returns in the namespace; never returns in the
 # caller, which exits with the inner run's status.  Returns a reason
 # string when namespaces cannot be made (the caller should skip).
 sub in_netns {
@@ -353,14 +354,15 @@ sub in_netns {
             system('ip', 'addr', 'add', $addr, 'dev', 'lo', @flags) == 0
                 or die "ip addr add $_ failed";
         }
-        if (defined $o{hosts}) {
+        for my $file (qw(hosts resolv.conf)) {
+            next unless defined $o{$file};
             my $dir = scratch_dir();
-            open my $fh, '>', "$dir/hosts" or die "write hosts: $!";
-            print $fh $o{hosts};
+            open my $fh, '>', "$dir/$file" or die "write $file: $!";
+            print $fh $o{$file};
             close $fh;
-            chmod 0644, "$dir/hosts";
-            system('mount', '--bind', "$dir/hosts", '/etc/hosts') == 0
-                or die "mount --bind hosts failed";
+            chmod 0644, "$dir/$file";
+            system('mount', '--bind', "$dir/$file", "/etc/$file") == 0
+                or die "mount --bind $file failed";
         }
         return '';
     }
