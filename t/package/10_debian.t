@@ -152,8 +152,13 @@ my $guard_pid = $$;
 END {
     if (defined $guard_pid && $$ == $guard_pid) {
         my $rc = $?;
+        # Disabled first: removing an enabled module makes its maintainer
+        # scripts restart apache2 (invoke-rc.d), stopped or not.
+        run_cmd(cmd => ['a2dissite', '-q', '-p', $SITE]);
+        run_cmd(cmd => ['a2dismod', '-q', '-p', 'proxy_connect_tunnel']);
         stop_apache2();
         purge() if installed();
+        stop_apache2();
         for my $dir (grep { manifest_diff(manifest($_), $before{$_}) }
                      @STATE_DIRS) {
             system('rm', '-rf', $dir);
