@@ -36,6 +36,11 @@
 #include "ct_report.h"
 #include "ct_stats.h"
 
+/* The Makefile passes the version from debian/changelog, its one source. */
+#ifndef CT_VERSION
+#error "CT_VERSION is not defined: build with the Makefile"
+#endif
+
 /* Numbers: the virtual host's value if set, else the main server's. */
 #define CT_MERGE(field) \
     conf->field = add->field != CT_UNSET ? add->field : base->field
@@ -436,6 +441,8 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    /* Shown in the Server header and banner as ServerTokens allows. */
+    ap_add_version_component(pconf, "mod_connect_tunnel/" CT_VERSION);
     ct_origin_local_addresses(pconf, s);
     if (ct_origin_instance_init(s->process->pool) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CT_LOGNO(00143)
