@@ -304,11 +304,13 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     }
     if (r->connection->master != NULL
         && !ct_relay_stream_pollable(r->connection)) {
-        /* A mod_http2 built without pipes gives a stream nothing to
-         * wait on; tell the client before any origin is dialled. */
+        /* Built for httpd before 2.4.58, or a mod_http2 built without
+         * pipes: a stream gives nothing to wait on; tell the client
+         * before any origin is dialled. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
-                      "CONNECT over HTTP/2 needs a mod_http2 whose streams "
-                      "can be polled; the client should use HTTP/1.1");
+                      "CONNECT over HTTP/2 needs httpd 2.4.58 or later and "
+                      "a mod_http2 whose streams can be polled; the client "
+                      "should use HTTP/1.1");
         return ct_report_refusal(r, HTTP_NOT_IMPLEMENTED,
                                  CT_PS_REQUEST_ERROR,
                                  "CONNECT over HTTP/2 is not supported here.");
