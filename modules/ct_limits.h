@@ -57,8 +57,8 @@ typedef struct {
 
 /**
  * Count one more tunnel for r, or refuse it: 503 when the child, the
- * server or r's HTTP/2 connection is full, 429 when the client is.  The count is given back when
- * r's pool goes.
+ * server or r's HTTP/2 connection is full, 429 when the client is.  The
+ * counts are given back when r's pool goes.
  * @return OK or the HTTP status to answer with
  */
 int ct_limits_acquire(request_rec *r);
