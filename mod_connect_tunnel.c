@@ -58,6 +58,7 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     conf->max_tunnels = CT_UNSET;
     conf->max_per_child = CT_UNSET;
     conf->max_per_client = CT_UNSET;
+    conf->max_per_h2conn = CT_UNSET;
     conf->handoff = CT_UNSET;
     conf->reactors = CT_UNSET;
     return conf;
@@ -79,6 +80,7 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(max_tunnels);
     CT_MERGE(max_per_child);
     CT_MERGE(max_per_client);
+    CT_MERGE(max_per_h2conn);
     CT_MERGE(handoff);
     return conf;
 }
@@ -350,6 +352,10 @@ static const command_rec ct_cmds[] = {
                   CT_FIELD(max_per_client), RSRC_CONF,
                   "Open tunnels from one client address (default 0: no "
                   "limit)"),
+    AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerH2Connection", set_limit,
+                  CT_FIELD(max_per_h2conn), RSRC_CONF,
+                  "Open tunnels on one HTTP/2 connection (default 5; 0: "
+                  "no limit)"),
     { NULL }
 };
 
@@ -502,6 +508,13 @@ static void ct_child_stopping(apr_pool_t *pchild, int graceful)
     ct_reactor_child_stopping(graceful);
 }
 
+static int ct_pre_connection(conn_rec *c, void *csd)
+{
+    (void)csd;
+    ct_limits_pre_connection(c);
+    return OK;
+}
+
 static int ct_pre_close_connection(conn_rec *c)
 {
     ct_handler_pre_close(c);
@@ -530,6 +543,7 @@ static void register_hooks(apr_pool_t *p)
                                  APR_HOOK_MIDDLE);
     ap_hook_child_init(ct_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ct_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_connection(ct_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);

@@ -40,6 +40,12 @@ int ct_conf_zero_copy(const ct_server_conf *conf)
     return on && ct_splice_supported();
 }
 
+int ct_conf_h2_tunnels(const ct_server_conf *conf)
+{
+    return conf->max_per_h2conn == CT_UNSET ? CT_DEFAULT_H2_TUNNELS
+                                            : conf->max_per_h2conn;
+}
+
 int ct_conf_default_deny(const ct_dir_conf *dconf)
 {
     return dconf->default_deny == CT_UNSET ? CT_DEFAULT_DENY

@@ -50,6 +50,11 @@
 /* The largest count a limit or ConnectTunnelHandoffMax takes. */
 #define CT_COUNT_MAX 1000000
 
+/* ConnectTunnelMaxTunnelsPerH2Connection's default: one below the 6
+ * streams mod_http2 processes at once on a new connection, so that a
+ * further CONNECT still reaches the module and is refused, not queued. */
+#define CT_DEFAULT_H2_TUNNELS 5
+
 /* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
  * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
@@ -64,6 +69,7 @@ typedef struct {
     int max_tunnels;            /* ConnectTunnelMaxTunnels (whole server) */
     int max_per_child;          /* ConnectTunnelMaxTunnelsPerChild */
     int max_per_client;         /* ConnectTunnelMaxTunnelsPerClient */
+    int max_per_h2conn;         /* ConnectTunnelMaxTunnelsPerH2Connection */
     int handoff;                /* ConnectTunnelHandoff */
     /* Main server only: */
     int reactors;               /* ConnectTunnelReactorThreads */
@@ -91,6 +97,11 @@ int ct_conf_zero_copy(const ct_server_conf *conf);
  * Whether AllowCONNECT, as configured or by default, admits port.
  */
 int ct_conf_port_allowed(const ct_server_conf *conf, apr_port_t port);
+
+/**
+ * Tunnels one HTTP/2 connection may carry at once (0: no limit).
+ */
+int ct_conf_h2_tunnels(const ct_server_conf *conf);
 
 /**
  * Whether the built-in SSRF guard applies where no rule decides.

@@ -27,9 +27,6 @@
 #include "ct_stats.h"
 #include "ct_handler.h"
 
-/* Marks a connection whose tunnel went on in a reactor (conn_config). */
-static char ct_handed_off;
-
 /* Per-request settings derived once from the configuration. */
 typedef struct {
     apr_interval_time_t connect_timeout;
@@ -244,9 +241,12 @@ static apr_status_t send_established(request_rec *r)
 static int hand_off(request_rec *r, const ct_settings *s,
                     const char *target, ct_tunnel *tunnel)
 {
+    ct_conn_state *st = ct_conn_state_get(r->connection);
     ct_handoff h;
 
-    if (!s->handoff || !ct_reactor_reserve()) {
+    /* Without its state the connection could not be marked, and the
+     * MPM would shut down a socket the reactor owns. */
+    if (!s->handoff || st == NULL || !ct_reactor_reserve()) {
         return 0;
     }
     memset(&h, 0, sizeof(h));
@@ -262,8 +262,7 @@ static int hand_off(request_rec *r, const ct_settings *s,
     h.target = target;
     h.address = apr_table_get(r->notes, CT_NOTE_ADDRESS);
     ct_limits_detach(r, &h.limits);
-    ap_set_module_config(r->connection->conn_config,
-                         &connect_tunnel_module, &ct_handed_off);
+    st->handed_off = 1;
     ct_report_handed_off(r, tunnel);
     /* Cannot fail once reserved; the descriptors are the reactor's. */
     (void)ct_reactor_submit(&h);
@@ -272,8 +271,9 @@ static int hand_off(request_rec *r, const ct_settings *s,
 
 void ct_handler_pre_close(conn_rec *c)
 {
-    if (ap_get_module_config(c->conn_config, &connect_tunnel_module)
-        == &ct_handed_off) {
+    ct_conn_state *st = ct_conn_state_get(c);
+
+    if (st != NULL && st->handed_off) {
         /* The reactor owns the tunnel: no shutdown(), no lingering. */
         c->aborted = 1;
     }
@@ -337,11 +337,13 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     }
     if (r->connection->master != NULL
         && !ct_relay_stream_pollable(r->connection)) {
-        /* A mod_http2 built without pipes gives a stream nothing to
-         * wait on; tell the client before any origin is dialled. */
+        /* Built for httpd before 2.4.58, or a mod_http2 built without
+         * pipes: a stream gives nothing to wait on; tell the client
+         * before any origin is dialled. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00015)
-                      "CONNECT over HTTP/2 needs a mod_http2 whose streams "
-                      "can be polled; the client should use HTTP/1.1");
+                      "CONNECT over HTTP/2 needs httpd 2.4.58 or later and "
+                      "a mod_http2 whose streams can be polled; the client "
+                      "should use HTTP/1.1");
         return ct_report_refusal(r, HTTP_NOT_IMPLEMENTED,
                                  CT_PS_REQUEST_ERROR,
                                  "CONNECT over HTTP/2 is not supported here.");

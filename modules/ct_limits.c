@@ -7,6 +7,8 @@
  * memory under a global mutex, and exist only when a limit needs them, so
  * a server without limits pays one atomic increment per tunnel.  A refused
  * tunnel never reaches the origin: limits are checked before any connect.
+ * An HTTP/2 connection's tunnels are counted on the connection itself, an
+ * atomic its streams' workers share.
  */
 
 #include "apr_atomic.h"
@@ -175,6 +177,9 @@ static apr_status_t release(void *data)
     ct_hold *hold = data;
 
     apr_atomic_dec32(&ct_child_live);
+    if (hold->h2_count) {
+        apr_atomic_dec32(hold->h2_count);
+    }
     if ((hold->shared || hold->slot)
         && apr_global_mutex_lock(ct_mutex) == APR_SUCCESS) {
         if (hold->shared) {
@@ -200,6 +205,53 @@ void ct_limits_detach(request_rec *r, ct_limit_hold *out)
 void ct_limits_release(ct_limit_hold *hold)
 {
     (void)release(hold);
+}
+
+void ct_limits_pre_connection(conn_rec *c)
+{
+    /* Made here, in the connection's thread: the workers of its HTTP/2
+     * streams only ever read the pointer, and count with atomics. */
+    if (c->master == NULL) {
+        ap_set_module_config(c->conn_config, &connect_tunnel_module,
+                             apr_pcalloc(c->pool, sizeof(ct_conn_state)));
+    }
+}
+
+ct_conn_state *ct_conn_state_get(conn_rec *c)
+{
+    return ap_get_module_config(c->conn_config, &connect_tunnel_module);
+}
+
+/*
+ * mod_http2 runs at most a few streams of a connection at once (6 on a
+ * new connection; more only after streams have ended well) and queues
+ * the others unseen; a tunnel holds its stream for its whole life.  Past
+ * the limit here, a CONNECT is refused while a stream can still reach
+ * the module, instead of waiting in mod_http2's queue for a tunnel to
+ * end.
+ */
+static int acquire_h2(request_rec *r, const ct_server_conf *conf,
+                      ct_hold *hold)
+{
+    ct_conn_state *st = ct_conn_state_get(r->connection->master);
+    int limit = ct_conf_h2_tunnels(conf);
+    apr_uint32_t before;
+
+    if (st == NULL) {
+        return OK;
+    }
+    before = apr_atomic_inc32(&st->h2_tunnels);
+    hold->h2_count = &st->h2_tunnels;
+    if (limit > 0 && before >= (apr_uint32_t)limit) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00180)
+                      "tunnel refused: this HTTP/2 connection already "
+                      "carries %d tunnels (ConnectTunnelMaxTunnelsPerH2"
+                      "Connection); mod_http2 would queue more", limit);
+        return ct_report_refusal(r, HTTP_SERVICE_UNAVAILABLE, CT_PS_LIMIT,
+                                 "Too many tunnels on this HTTP/2 "
+                                 "connection; open another connection.");
+    }
+    return OK;
 }
 
 static int refuse(request_rec *r, int status, const char *what, int limit)
@@ -267,6 +319,10 @@ int ct_limits_acquire(request_rec *r)
 
     apr_pool_cleanup_register(r->pool, hold, release, apr_pool_cleanup_null);
     ap_set_module_config(r->request_config, &connect_tunnel_module, hold);
+    if (r->connection->master != NULL
+        && (rc = acquire_h2(r, conf, hold)) != OK) {
+        return rc;
+    }
     if (conf->max_per_child > 0
         && before >= (apr_uint32_t)conf->max_per_child) {
         return refuse(r, HTTP_SERVICE_UNAVAILABLE, "this child process",

@@ -30,16 +30,35 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s);
  */
 void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* What the module keeps on a client connection (its conn_config). */
+typedef struct {
+    int handed_off;             /* its tunnel went on in a reactor */
+    apr_uint32_t h2_tunnels;    /* tunnels open on its HTTP/2 streams */
+} ct_conn_state;
+
+/**
+ * Give a new client connection its state (pre_connection, in the
+ * connection's own thread, before mod_http2 starts any stream on it).
+ */
+void ct_limits_pre_connection(conn_rec *c);
+
+/**
+ * The state of connection c, or NULL for one that never went through
+ * pre_connection.
+ */
+ct_conn_state *ct_conn_state_get(conn_rec *c);
+
 /* The counts one tunnel holds, for a tunnel that outlives its request. */
 typedef struct {
     void *slot;                 /* per-client slot, or NULL */
     int shared;                 /* counted server-wide */
+    apr_uint32_t *h2_count;     /* its HTTP/2 connection's count, or NULL */
 } ct_limit_hold;
 
 /**
- * Count one more tunnel for r, or refuse it: 503 when the child or the
- * server is full, 429 when the client is.  The count is given back when
- * r's pool goes.
+ * Count one more tunnel for r, or refuse it: 503 when the child, the
+ * server or r's HTTP/2 connection is full, 429 when the client is.  The
+ * counts are given back when r's pool goes.
  * @return OK or the HTTP status to answer with
  */
 int ct_limits_acquire(request_rec *r);

@@ -164,6 +164,20 @@ static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
 }
 
 /*
+ * ap_get_pollfd_from_conn() came with httpd 2.4.58 (MMN 20120211.129).
+ * Built against older headers, no stream can be polled, and the handler
+ * answers CONNECT over HTTP/2 with 501 before any origin is dialled.
+ */
+static apr_status_t conn_pollfd(conn_rec *c, apr_pollfd_t *pfd)
+{
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 129)
+    return ap_get_pollfd_from_conn(c, pfd, NULL);
+#else
+    return APR_ENOTIMPL;
+#endif
+}
+
+/*
  * An HTTP/2 stream has no socket of its own (ap_get_conn_socket() gives
  * the HTTP/2 connection's, which the tunnel must never touch): mod_http2
  * lends a pipe that turns readable when the stream's input has bytes, or
@@ -177,7 +191,7 @@ static apr_status_t stream_pollfd(ct_tunnel *t)
     apr_status_t rv;
 
     memset(&pfd, 0, sizeof(pfd));
-    rv = ap_get_pollfd_from_conn(t->c, &pfd, NULL);
+    rv = conn_pollfd(t->c, &pfd);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -199,7 +213,7 @@ int ct_relay_stream_pollable(conn_rec *c)
     apr_pollfd_t pfd;
 
     memset(&pfd, 0, sizeof(pfd));
-    return ap_get_pollfd_from_conn(c, &pfd, NULL) == APR_SUCCESS;
+    return conn_pollfd(c, &pfd) == APR_SUCCESS;
 }
 
 apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
