@@ -23,6 +23,7 @@
 #include "mod_proxy.h"
 #include "mod_status.h"
 #include "mpm_common.h"
+#include "ap_mpm.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
@@ -52,6 +53,8 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     conf->max_tunnels = CT_UNSET;
     conf->max_per_child = CT_UNSET;
     conf->max_per_client = CT_UNSET;
+    conf->client_v4_bits = CT_UNSET;
+    conf->client_v6_bits = CT_UNSET;
     conf->handoff = CT_UNSET;
     conf->reactors = CT_UNSET;
     return conf;
@@ -72,6 +75,8 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(max_tunnels);
     CT_MERGE(max_per_child);
     CT_MERGE(max_per_client);
+    CT_MERGE(client_v4_bits);
+    CT_MERGE(client_v6_bits);
     CT_MERGE(handoff);
     return conf;
 }
@@ -247,6 +252,30 @@ static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* ConnectTunnelClientPrefix v4bits [v6bits]. */
+static const char *set_client_prefix(cmd_parms *cmd, void *dummy,
+                                     const char *v4, const char *v6)
+{
+    ct_server_conf *conf = server_conf(cmd);
+    const char *arg[2] = { v4, v6 };
+    int *field[2] = { &conf->client_v4_bits, &conf->client_v6_bits };
+    long max[2] = { 32, 128 }, n;
+    char *end;
+    int i;
+
+    (void)dummy;
+    for (i = 0; i < 2 && arg[i] != NULL; i++) {
+        n = strtol(arg[i], &end, 10);
+        if (!apr_isdigit(*arg[i]) || *end != '\0' || n > max[i]) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not an %s prefix "
+                                "length (0 to %ld)", cmd->cmd->name,
+                                arg[i], i ? "IPv6" : "IPv4", max[i]);
+        }
+        *field[i] = (int)n;
+    }
+    return NULL;
+}
+
 #define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
 
 static const command_rec ct_cmds[] = {
@@ -305,8 +334,11 @@ static const command_rec ct_cmds[] = {
                   "limit)"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerClient", set_limit,
                   CT_FIELD(max_per_client), RSRC_CONF,
-                  "Open tunnels from one client address (default 0: no "
-                  "limit)"),
+                  "Open tunnels from one client (default 0: no limit)"),
+    AP_INIT_TAKE12("ConnectTunnelClientPrefix", set_client_prefix, NULL,
+                   RSRC_CONF, "Prefix lengths that make one client for "
+                   "ConnectTunnelMaxTunnelsPerClient: IPv4, then IPv6 "
+                   "(default 32 64)"),
     { NULL }
 };
 
@@ -399,8 +431,9 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     ct_origin_local_addresses(pconf, s);
-    if (ct_limits_post_config(pconf, s) != APR_SUCCESS
-        || ct_stats_post_config(pconf, s) != APR_SUCCESS
+    /* Statistics first: their process records own the limits' counts. */
+    if (ct_stats_post_config(pconf, s) != APR_SUCCESS
+        || ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -439,6 +472,7 @@ static void ct_child_init(apr_pool_t *pchild, server_rec *s)
     int threads = conf->reactors != CT_UNSET ? conf->reactors
                                              : CT_DEFAULT_REACTORS;
 
+    ct_stats_child_init(s);
     ct_limits_child_init(pchild, s);
     ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
                           conf->handoff_max, conf->drain);
@@ -448,6 +482,25 @@ static void ct_child_stopping(apr_pool_t *pchild, int graceful)
 {
     (void)pchild;
     ct_reactor_child_stopping(graceful);
+}
+
+/*
+ * In the parent: a child was reaped, however it ended (SIGKILL, the OOM
+ * killer, a crash), so what it counted stops counting.  MPM_CHILD_LOST_SLOT
+ * is not an end: that child still runs (and drains its tunnels) without a
+ * scoreboard slot, and is reported EXITED when it is gone; its counts are
+ * kept by process, not by slot, for that reason.
+ */
+static void ct_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                            int slot, mpm_child_status state)
+{
+    int proc;
+
+    (void)gen;
+    (void)slot;
+    if (state == MPM_CHILD_EXITED && (proc = ct_stats_proc_exited(pid))) {
+        ct_limits_proc_exited(s, proc);
+    }
 }
 
 static int ct_pre_close_connection(conn_rec *c)
@@ -478,6 +531,7 @@ static void register_hooks(apr_pool_t *p)
                                  APR_HOOK_MIDDLE);
     ap_hook_child_init(ct_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ct_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(ct_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);

@@ -11,8 +11,7 @@
 
 #include "httpd.h"
 
-/* Slots of the shared table of per-client counts. */
-#define CT_CLIENT_SLOTS 8192
+#include "ct_policy.h"
 
 /**
  * Register the global mutex type (pre_config).
@@ -30,10 +29,19 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s);
  */
 void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
 
+/**
+ * The parent learnt that the child process with stats record proc
+ * exited (child_status hook): take its tunnels off the shared counts now
+ * if the mutex is free, else mark them for the next child that takes it.
+ */
+void ct_limits_proc_exited(server_rec *s, int proc);
+
 /* The counts one tunnel holds, for a tunnel that outlives its request. */
 typedef struct {
-    void *slot;                 /* per-client slot, or NULL */
+    ct_net key;                 /* the client's key, when client is set */
+    int client;                 /* counted per client */
     int shared;                 /* counted server-wide */
+    int owner;                  /* the process record they are under */
 } ct_limit_hold;
 
 /**
