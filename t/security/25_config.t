@@ -84,13 +84,18 @@ my @bad = (
     [ 'ConnectTunnelMaxTunnels +5',        '+5',           'a signed limit' ],
     [ 'ConnectTunnelMaxTunnels 99999999999999999999',
       '99999999999999999999',                              'a huge limit' ],
+    [ 'ConnectTunnelClientPrefix 33',      '33',           'IPv4 client prefix > 32' ],
+    [ 'ConnectTunnelClientPrefix 24 129',  '129',          'IPv6 client prefix > 128' ],
+    [ 'ConnectTunnelClientPrefix /24',     '/24',          'a slash' ],
+    [ 'ConnectTunnelClientPrefix 24 64x',  '64x',          'a letter' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
 my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelIdleTimeout
                      ConnectTunnelMaxLifetime ConnectTunnelMaxTunnels
                      ConnectTunnelMaxTunnelsPerChild
-                     ConnectTunnelMaxTunnelsPerClient);
+                     ConnectTunnelMaxTunnelsPerClient
+                     ConnectTunnelClientPrefix);
 
 plan tests => @good + 2 * @bad + 2 + @server_only;
 
