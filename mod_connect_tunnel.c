@@ -394,33 +394,6 @@ static int ct_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Upstream proxies are spoken to in plain HTTP: say so where a
- * ProxyRemote URL asks for TLS, rather than ignore it silently. */
-static void check_remotes(server_rec *s)
-{
-    for (; s != NULL; s = s->next) {
-        proxy_server_conf *pconf = ap_get_module_config(s->module_config,
-                                                        &proxy_module);
-        const struct proxy_remote *list;
-        int i;
-
-        if (pconf == NULL || pconf->proxies == NULL) {
-            continue;
-        }
-        list = (const struct proxy_remote *)pconf->proxies->elts;
-        for (i = 0; i < pconf->proxies->nelts; i++) {
-            if (list[i].protocol
-                && ap_cstr_casecmp(list[i].protocol, "https") == 0) {
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                             CT_LOGNO(00018) "ProxyRemote %s://%s:%hu: "
-                             "CONNECT tunnels reach upstream proxies in "
-                             "plain HTTP, not TLS", list[i].protocol,
-                             list[i].hostname, list[i].port);
-            }
-        }
-    }
-}
-
 static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
@@ -437,7 +410,7 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    check_remotes(s);
+    ct_origin_check_remotes(s);
     if (!ct_splice_supported()) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00002)
                      "splice(2) is not available: tunnels relay through "

@@ -28,8 +28,9 @@
 
 #define CT_MUTEX_TYPE "connect-tunnel-limits"
 
-/* Where the shared table survives restarts. */
-#define CT_LIMITS_KEY "mod_connect_tunnel-limits"
+/* Where the shared table survives restarts (named after its layout, as
+ * in ct_stats.c). */
+#define CT_LIMITS_KEY "mod_connect_tunnel-limits-by-process"
 
 /*
  * The counts, and who holds them: each child process has a record in

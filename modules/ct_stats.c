@@ -54,8 +54,10 @@ typedef struct {
     ct_proc_rec *procs;
 } ct_stats_kept;
 
-/* Where the shared segment's address survives restarts. */
-#define CT_STATS_KEY "mod_connect_tunnel-counters"
+/* Where the shared segment's address survives restarts; named after its
+ * layout, so that a graceful restart into a module of another layout
+ * makes a new segment rather than misread the old one. */
+#define CT_STATS_KEY "mod_connect_tunnel-counters-by-process"
 
 /* Until post_config, and if the segment cannot be had, a private copy:
  * one record, 0, that every tunnel of this process counts in. */
