@@ -162,9 +162,8 @@ static void drop_owner(server_rec *s, apr_uint32_t i)
     clients = ct_clients_drop_owner(&ct_table->clients, i);
     if (held > 0 || clients > 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00102)
-                     "took %u tunnels (%u counted per client) of a child "
-                     "that exited without closing them off the limits",
-                     held, clients);
+                     "a child exited with %u tunnels still counted (%u "
+                     "per client): taken off the limits", held, clients);
     }
 }
 
