@@ -43,6 +43,9 @@ my @good = (
     [ 'ConnectTunnelMaxTunnels 1000000',          'the largest limit' ],
     [ 'ConnectTunnelMaxTunnelsPerChild 1',        'a child limit' ],
     [ 'ConnectTunnelMaxTunnelsPerClient 10',      'a client limit' ],
+    [ 'ConnectTunnelClientPrefix 24',             'an IPv4 client prefix' ],
+    [ 'ConnectTunnelClientPrefix 32 56',          'both client prefixes' ],
+    [ 'ConnectTunnelClientPrefix 0 128',          'the shortest and longest' ],
 );
 
 # [directive and value, the value the message must quote, what it is]
