@@ -23,6 +23,7 @@
 #include "mod_proxy.h"
 #include "mod_status.h"
 #include "mpm_common.h"
+#include "ap_mpm.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
@@ -59,6 +60,8 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     conf->max_per_child = CT_UNSET;
     conf->max_per_client = CT_UNSET;
     conf->max_per_h2conn = CT_UNSET;
+    conf->client_v4_bits = CT_UNSET;
+    conf->client_v6_bits = CT_UNSET;
     conf->handoff = CT_UNSET;
     conf->reactors = CT_UNSET;
     return conf;
@@ -81,6 +84,8 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(max_per_child);
     CT_MERGE(max_per_client);
     CT_MERGE(max_per_h2conn);
+    CT_MERGE(client_v4_bits);
+    CT_MERGE(client_v6_bits);
     CT_MERGE(handoff);
     return conf;
 }
@@ -282,6 +287,30 @@ static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
                        (int *)((char *)server_conf(cmd) + offset));
 }
 
+/* ConnectTunnelClientPrefix v4bits [v6bits]. */
+static const char *set_client_prefix(cmd_parms *cmd, void *dummy,
+                                     const char *v4, const char *v6)
+{
+    ct_server_conf *conf = server_conf(cmd);
+    const char *arg[2] = { v4, v6 };
+    int *field[2] = { &conf->client_v4_bits, &conf->client_v6_bits };
+    long max[2] = { 32, 128 }, n;
+    char *end;
+    int i;
+
+    (void)dummy;
+    for (i = 0; i < 2 && arg[i] != NULL; i++) {
+        n = strtol(arg[i], &end, 10);
+        if (!apr_isdigit(*arg[i]) || *end != '\0' || n > max[i]) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not an %s prefix "
+                                "length (0 to %ld)", cmd->cmd->name,
+                                arg[i], i ? "IPv6" : "IPv4", max[i]);
+        }
+        *field[i] = (int)n;
+    }
+    return NULL;
+}
+
 #define CT_FIELD(f) ((void *)APR_OFFSETOF(ct_server_conf, f))
 #define CT_DIR_FIELD(f) ((void *)APR_OFFSETOF(ct_dir_conf, f))
 
@@ -350,12 +379,15 @@ static const command_rec ct_cmds[] = {
                   "limit)"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerClient", set_limit,
                   CT_FIELD(max_per_client), RSRC_CONF,
-                  "Open tunnels from one client address (default 0: no "
-                  "limit)"),
+                  "Open tunnels from one client (default 0: no limit)"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerH2Connection", set_limit,
                   CT_FIELD(max_per_h2conn), RSRC_CONF,
                   "Open tunnels on one HTTP/2 connection (default 5; 0: "
                   "no limit)"),
+    AP_INIT_TAKE12("ConnectTunnelClientPrefix", set_client_prefix, NULL,
+                   RSRC_CONF, "Prefix lengths that make one client for "
+                   "ConnectTunnelMaxTunnelsPerClient: IPv4, then IPv6 "
+                   "(default 32 64)"),
     { NULL }
 };
 
@@ -411,33 +443,6 @@ static int ct_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Upstream proxies are spoken to in plain HTTP: say so where a
- * ProxyRemote URL asks for TLS, rather than ignore it silently. */
-static void check_remotes(server_rec *s)
-{
-    for (; s != NULL; s = s->next) {
-        proxy_server_conf *pconf = ap_get_module_config(s->module_config,
-                                                        &proxy_module);
-        const struct proxy_remote *list;
-        int i;
-
-        if (pconf == NULL || pconf->proxies == NULL) {
-            continue;
-        }
-        list = (const struct proxy_remote *)pconf->proxies->elts;
-        for (i = 0; i < pconf->proxies->nelts; i++) {
-            if (list[i].protocol
-                && ap_cstr_casecmp(list[i].protocol, "https") == 0) {
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                             CT_LOGNO(00018) "ProxyRemote %s://%s:%hu: "
-                             "CONNECT tunnels reach upstream proxies in "
-                             "plain HTTP, not TLS", list[i].protocol,
-                             list[i].hostname, list[i].port);
-            }
-        }
-    }
-}
-
 static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
@@ -457,12 +462,13 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ct_origin_hosts_names(pconf, s);
-    if (ct_limits_post_config(pconf, s) != APR_SUCCESS
-        || ct_stats_post_config(pconf, s) != APR_SUCCESS
+    /* Statistics first: their process records own the limits' counts. */
+    if (ct_stats_post_config(pconf, s) != APR_SUCCESS
+        || ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    check_remotes(s);
+    ct_origin_check_remotes(s);
     if (!ct_splice_supported()) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00002)
                      "splice(2) is not available: tunnels relay through "
@@ -497,6 +503,7 @@ static void ct_child_init(apr_pool_t *pchild, server_rec *s)
     int threads = conf->reactors != CT_UNSET ? conf->reactors
                                              : CT_DEFAULT_REACTORS;
 
+    ct_stats_child_init(s);
     ct_limits_child_init(pchild, s);
     ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
                           conf->handoff_max, conf->drain);
@@ -513,6 +520,25 @@ static int ct_pre_connection(conn_rec *c, void *csd)
     (void)csd;
     ct_limits_pre_connection(c);
     return OK;
+}
+
+/*
+ * In the parent: a child was reaped, however it ended (SIGKILL, the OOM
+ * killer, a crash), so what it counted stops counting.  MPM_CHILD_LOST_SLOT
+ * is not an end: that child still runs (and drains its tunnels) without a
+ * scoreboard slot, and is reported EXITED when it is gone; its counts are
+ * kept by process, not by slot, for that reason.
+ */
+static void ct_child_status(server_rec *s, pid_t pid, ap_generation_t gen,
+                            int slot, mpm_child_status state)
+{
+    int proc;
+
+    (void)gen;
+    (void)slot;
+    if (state == MPM_CHILD_EXITED && (proc = ct_stats_proc_exited(pid))) {
+        ct_limits_proc_exited(s, proc);
+    }
 }
 
 static int ct_pre_close_connection(conn_rec *c)
@@ -544,6 +570,7 @@ static void register_hooks(apr_pool_t *p)
     ap_hook_child_init(ct_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(ct_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_connection(ct_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_status(ct_child_status, NULL, NULL, APR_HOOK_MIDDLE);
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);

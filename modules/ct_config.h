@@ -55,6 +55,11 @@
  * further CONNECT still reaches the module and is refused, not queued. */
 #define CT_DEFAULT_H2_TUNNELS 5
 
+/* ConnectTunnelClientPrefix's defaults: one IPv4 address, one IPv6 /64
+ * (what a single host is commonly given). */
+#define CT_DEFAULT_CLIENT_V4_PREFIX 32
+#define CT_DEFAULT_CLIENT_V6_PREFIX 64
+
 /* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
  * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
@@ -70,6 +75,8 @@ typedef struct {
     int max_per_child;          /* ConnectTunnelMaxTunnelsPerChild */
     int max_per_client;         /* ConnectTunnelMaxTunnelsPerClient */
     int max_per_h2conn;         /* ConnectTunnelMaxTunnelsPerH2Connection */
+    int client_v4_bits;         /* ConnectTunnelClientPrefix, IPv4 */
+    int client_v6_bits;         /* ConnectTunnelClientPrefix, IPv6 */
     int handoff;                /* ConnectTunnelHandoff */
     /* Main server only: */
     int reactors;               /* ConnectTunnelReactorThreads */

@@ -16,11 +16,13 @@
 #include "apr_global_mutex.h"
 #include "apr_strings.h"
 
+#include "http_main.h"
 #include "http_protocol.h"
 #include "util_mutex.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
+#include "ct_clients.h"
 #include "ct_policy.h"
 #include "ct_report.h"
 #include "ct_stats.h"
@@ -28,20 +30,22 @@
 
 #define CT_MUTEX_TYPE "connect-tunnel-limits"
 
-/* Where the shared table survives restarts. */
-#define CT_LIMITS_KEY "mod_connect_tunnel-limits"
+/* Where the shared table survives restarts (named after its layout, as
+ * in ct_stats.c). */
+#define CT_LIMITS_KEY "mod_connect_tunnel-limits-by-process"
 
-/* One client address and its open tunnels.  A slot never used ends a
- * probe; one whose count fell to 0 may be reused. */
-typedef struct {
-    ct_net addr;
-    apr_uint32_t count;
-    int used;
-} ct_client_slot;
-
+/*
+ * The counts, and who holds them: each child process has a record in
+ * ct_stats, and everything it counts is also counted under that record
+ * (its share of the server-wide count in owners[], its part of each
+ * client's total in the client table), so that what a child that died
+ * without its cleanups held can be taken off.
+ */
 typedef struct {
     apr_uint32_t live;          /* open tunnels in the whole server */
-    ct_client_slot slots[CT_CLIENT_SLOTS];
+    volatile apr_uint32_t pending;  /* exited children not yet taken off */
+    apr_uint32_t nowners;
+    ct_client_table clients;
 } ct_shared;
 
 /* What survives a restart, kept with ap_retained_data_create(). */
@@ -54,6 +58,7 @@ typedef struct {
 static apr_uint32_t ct_child_live;
 static apr_shm_t *ct_shm;
 static ct_shared *ct_table;
+static apr_uint32_t *ct_owners;     /* tunnels per owner, after ct_table */
 static apr_global_mutex_t *ct_mutex;
 
 /* What one acquired tunnel holds, given back by the pool cleanup. */
@@ -77,6 +82,24 @@ static int needs_shared(server_rec *s)
     return 0;
 }
 
+/* Empty counts, and a fresh key for the client table's hash. */
+static void reset_table(server_rec *s, apr_uint32_t nowners)
+{
+    apr_uint64_t seed;
+    apr_status_t rv;
+
+    rv = apr_generate_random_bytes((unsigned char *)&seed, sizeof(seed));
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CT_LOGNO(00101)
+                     "no random bytes for the client table's hash key: "
+                     "using the time");
+        seed = (apr_uint64_t)apr_time_now() ^ (apr_uint64_t)getpid();
+    }
+    memset(ct_table, 0, sizeof(*ct_table) + nowners * sizeof(*ct_owners));
+    ct_table->nowners = nowners;
+    ct_clients_init(&ct_table->clients, seed);
+}
+
 /*
  * The table and its mutex outlive configurations: children of an older
  * generation still hold tunnels (and give their counts back) after a
@@ -86,15 +109,17 @@ static int needs_shared(server_rec *s)
 apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s)
 {
     ct_kept *kept = ap_retained_data_get(CT_LIMITS_KEY);
+    apr_uint32_t nowners = (apr_uint32_t)ct_stats_nprocs();
     apr_status_t rv;
 
     (void)pconf;
     if (kept != NULL) {
         ct_shm = kept->shm;
         ct_table = kept->table;
+        ct_owners = (apr_uint32_t *)(ct_table + 1);
         ct_mutex = kept->mutex;
         if (!ct_restart_was_graceful()) {
-            memset(ct_table, 0, sizeof(*ct_table));
+            reset_table(s, ct_table->nowners);
         }
         return APR_SUCCESS;
     }
@@ -104,14 +129,17 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s)
     if (!needs_shared(s)) {
         return APR_SUCCESS;
     }
-    rv = apr_shm_create(&ct_shm, sizeof(ct_shared), NULL, s->process->pool);
+    rv = apr_shm_create(&ct_shm, sizeof(ct_shared)
+                        + nowners * sizeof(*ct_owners), NULL,
+                        s->process->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00004)
                      "cannot create shared memory for tunnel limits");
         return rv;
     }
     ct_table = apr_shm_baseaddr_get(ct_shm);
-    memset(ct_table, 0, sizeof(*ct_table));
+    ct_owners = (apr_uint32_t *)(ct_table + 1);
+    reset_table(s, nowners);
     rv = ap_global_mutex_create(&ct_mutex, NULL, CT_MUTEX_TYPE, NULL, s,
                                 s->process->pool, 0);
     if (rv != APR_SUCCESS) {
@@ -124,6 +152,69 @@ apr_status_t ct_limits_post_config(apr_pool_t *pconf, server_rec *s)
     kept->table = ct_table;
     kept->mutex = ct_mutex;
     return APR_SUCCESS;
+}
+
+/* Take everything record i held off the counts (mutex held). */
+static void drop_owner(server_rec *s, apr_uint32_t i)
+{
+    apr_uint32_t held = ct_owners[i], clients;
+
+    ct_table->live = ct_table->live > held ? ct_table->live - held : 0;
+    ct_owners[i] = 0;
+    clients = ct_clients_drop_owner(&ct_table->clients, i);
+    if (held > 0 || clients > 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00102)
+                     "a child exited with %u tunnels still counted (%u "
+                     "per client): taken off the limits", held, clients);
+    }
+}
+
+/* Drop the records of exited children, which free them (mutex held). */
+static void reconcile(server_rec *s)
+{
+    apr_uint32_t i;
+
+    apr_atomic_set32(&ct_table->pending, 0);
+    for (i = 1; i < ct_table->nowners; i++) {
+        if (ct_stats_proc_gone((int)i)) {
+            drop_owner(s, i);
+            ct_stats_proc_free((int)i);
+        }
+    }
+}
+
+/* Take the mutex, and catch up with children that exited meanwhile. */
+static apr_status_t lock_counts(server_rec *s)
+{
+    apr_status_t rv = apr_global_mutex_lock(ct_mutex);
+
+    if (rv == APR_SUCCESS && apr_atomic_read32(&ct_table->pending)) {
+        reconcile(s);
+    }
+    return rv;
+}
+
+/*
+ * In the parent, which must never wait on its children: a child that is
+ * stopped (SIGSTOP, a debugger) while it holds the mutex would stop the
+ * MPM too.  So the parent only tries the mutex; when a child holds it,
+ * "pending" tells the next child that takes it to do the work, which is
+ * as soon as it matters: counts are only read under the mutex.  A holder
+ * that died is no obstacle: APR makes a robust pthread mutex consistent
+ * again (EOWNERDEAD), and the kernel releases fcntl, flock and SysV
+ * semaphore (SEM_UNDO) locks of a process that is gone.
+ */
+void ct_limits_proc_exited(server_rec *s, int proc)
+{
+    if (ct_table == NULL) {
+        ct_stats_proc_free(proc);
+        return;
+    }
+    apr_atomic_set32(&ct_table->pending, 1);
+    if (apr_global_mutex_trylock(ct_mutex) == APR_SUCCESS) {
+        reconcile(s);
+        apr_global_mutex_unlock(ct_mutex);
+    }
 }
 
 void ct_limits_child_init(apr_pool_t *pchild, server_rec *s)
@@ -139,37 +230,18 @@ void ct_limits_child_init(apr_pool_t *pchild, server_rec *s)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, CT_LOGNO(00006)
                      "cannot attach to the mutex for tunnel limits");
+        return;
+    }
+    /* A new child is also a moment to catch up, whether or not the
+     * parent could. */
+    if (lock_counts(s) == APR_SUCCESS) {
+        apr_global_mutex_unlock(ct_mutex);
     }
 }
 
 apr_uint32_t ct_limits_child_live(void)
 {
     return apr_atomic_read32(&ct_child_live);
-}
-
-/* Find the client's slot, or a free one for it (mutex held). */
-static ct_client_slot *find_slot(const ct_net *addr)
-{
-    apr_uint32_t h = 2166136261u, i;
-    ct_client_slot *reuse = NULL;
-
-    for (i = 0; i < 16; i++) {
-        h = (h ^ addr->addr[i]) * 16777619u;
-    }
-    for (i = 0; i < CT_CLIENT_SLOTS; i++) {
-        ct_client_slot *slot = &ct_table->slots[(h + i) % CT_CLIENT_SLOTS];
-
-        if (!slot->used) {
-            return reuse ? reuse : slot;
-        }
-        if (slot->count > 0 && ct_net_match(&slot->addr, addr)) {
-            return slot;
-        }
-        if (slot->count == 0 && reuse == NULL) {
-            reuse = slot;
-        }
-    }
-    return reuse;
 }
 
 static apr_status_t release(void *data)
@@ -180,13 +252,20 @@ static apr_status_t release(void *data)
     if (hold->h2_count) {
         apr_atomic_dec32(hold->h2_count);
     }
-    if ((hold->shared || hold->slot)
-        && apr_global_mutex_lock(ct_mutex) == APR_SUCCESS) {
+    if ((hold->shared || hold->client)
+        && lock_counts(ap_server_conf) == APR_SUCCESS) {
+        /* The owner's part first, as in ct_clients_give(). */
         if (hold->shared) {
-            ct_table->live--;
+            if (ct_owners[hold->owner] > 0) {
+                ct_owners[hold->owner]--;
+            }
+            if (ct_table->live > 0) {
+                ct_table->live--;
+            }
         }
-        if (hold->slot) {
-            ((ct_client_slot *)hold->slot)->count--;
+        if (hold->client) {
+            ct_clients_give(&ct_table->clients, &hold->key,
+                            (unsigned int)hold->owner);
         }
         apr_global_mutex_unlock(ct_mutex);
     }
@@ -263,41 +342,60 @@ static int refuse(request_rec *r, int status, const char *what, int limit)
                              "Too many tunnels are open.");
 }
 
-/* The server-wide and per-client counts (mutex held). */
+/* The key r's client is counted under, by r's server's prefixes. */
+static void client_key(request_rec *r, const ct_server_conf *conf,
+                       ct_net *key)
+{
+    apr_sockaddr_t *sa = r->useragent_addr;
+    int v4 = conf->client_v4_bits != CT_UNSET ? conf->client_v4_bits
+                                              : CT_DEFAULT_CLIENT_V4_PREFIX;
+    int v6 = conf->client_v6_bits != CT_UNSET ? conf->client_v6_bits
+                                              : CT_DEFAULT_CLIENT_V6_PREFIX;
+
+    ct_client_key(sa->family, sa->ipaddr_ptr, (unsigned int)v4,
+                  (unsigned int)v6, key);
+}
+
+static const char *client_name(request_rec *r, const ct_net *key)
+{
+    if (key->bits == (key->family == APR_INET ? 32u : 128u)) {
+        return apr_pstrcat(r->pool, "client ", r->useragent_ip, NULL);
+    }
+    return apr_psprintf(r->pool, "client %s (counted with its /%u)",
+                        r->useragent_ip, key->bits);
+}
+
+/* The server-wide and per-client counts (mutex held).  Totals are
+ * counted before the owner's part, so that a child killed in between
+ * leaves one too many counted, never one too few. */
 static int acquire_shared(request_rec *r, const ct_server_conf *conf,
                           ct_hold *hold)
 {
-    apr_sockaddr_t *sa = r->useragent_addr;
-    ct_client_slot *slot = NULL;
-    ct_net client;
+    int owner = ct_stats_proc();
 
+    hold->owner = owner;
     if (conf->max_tunnels > 0
         && ct_table->live >= (apr_uint32_t)conf->max_tunnels) {
         return refuse(r, HTTP_SERVICE_UNAVAILABLE, "the server",
                       conf->max_tunnels);
     }
     if (conf->max_per_client > 0) {
-        ct_net_from_raw(sa->family, sa->ipaddr_ptr, &client);
-        slot = find_slot(&client);
-        if (slot == NULL) {
-            return refuse(r, HTTP_SERVICE_UNAVAILABLE, "the client table",
-                          CT_CLIENT_SLOTS);
-        }
-        if (slot->count > 0
-            && slot->count >= (apr_uint32_t)conf->max_per_client) {
+        client_key(r, conf, &hold->key);
+        if (ct_clients_count(&ct_table->clients, &hold->key)
+            >= (apr_uint32_t)conf->max_per_client) {
             return refuse(r, HTTP_TOO_MANY_REQUESTS,
-                          apr_pstrcat(r->pool, "client ", r->useragent_ip,
-                                      NULL), conf->max_per_client);
+                          client_name(r, &hold->key), conf->max_per_client);
         }
-        if (slot->count == 0) {
-            slot->addr = client;
-            slot->used = 1;
+        if (ct_clients_take(&ct_table->clients, &hold->key,
+                            (unsigned int)owner) != APR_SUCCESS) {
+            return refuse(r, HTTP_SERVICE_UNAVAILABLE, "the client table",
+                          CT_CLIENT_MAX_USED);
         }
-        slot->count++;
+        hold->client = 1;
     }
     ct_table->live++;
+    ct_owners[owner]++;
     hold->shared = 1;
-    hold->slot = slot;
     return OK;
 }
 
@@ -332,7 +430,7 @@ int ct_limits_acquire(request_rec *r)
         || (conf->max_tunnels <= 0 && conf->max_per_client <= 0)) {
         return OK;
     }
-    if ((rv = apr_global_mutex_lock(ct_mutex)) != APR_SUCCESS) {
+    if ((rv = lock_counts(r->server)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00061)
                       "cannot lock the tunnel limits");
         return ct_report_refusal(r, HTTP_INTERNAL_SERVER_ERROR,

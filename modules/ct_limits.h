@@ -11,8 +11,7 @@
 
 #include "httpd.h"
 
-/* Slots of the shared table of per-client counts. */
-#define CT_CLIENT_SLOTS 8192
+#include "ct_policy.h"
 
 /**
  * Register the global mutex type (pre_config).
@@ -47,12 +46,20 @@ void ct_limits_pre_connection(conn_rec *c);
  * pre_connection.
  */
 ct_conn_state *ct_conn_state_get(conn_rec *c);
+/**
+ * The parent learnt that the child process with stats record proc
+ * exited (child_status hook): take its tunnels off the shared counts now
+ * if the mutex is free, else mark them for the next child that takes it.
+ */
+void ct_limits_proc_exited(server_rec *s, int proc);
 
 /* The counts one tunnel holds, for a tunnel that outlives its request. */
 typedef struct {
-    void *slot;                 /* per-client slot, or NULL */
+    ct_net key;                 /* the client's key, when client is set */
+    int client;                 /* counted per client */
     int shared;                 /* counted server-wide */
     apr_uint32_t *h2_count;     /* its HTTP/2 connection's count, or NULL */
+    int owner;                  /* the process record they are under */
 } ct_limit_hold;
 
 /**

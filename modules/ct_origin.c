@@ -89,6 +89,33 @@ static void add_interfaces(apr_array_header_t *local, server_rec *s)
     freeifaddrs(ifs);
 }
 
+/* Upstream proxies are spoken to in plain HTTP: say so where a
+ * ProxyRemote URL asks for TLS, rather than ignore it silently. */
+void ct_origin_check_remotes(server_rec *s)
+{
+    for (; s != NULL; s = s->next) {
+        proxy_server_conf *pconf = ap_get_module_config(s->module_config,
+                                                        &proxy_module);
+        const struct proxy_remote *list;
+        int i;
+
+        if (pconf == NULL || pconf->proxies == NULL) {
+            continue;
+        }
+        list = (const struct proxy_remote *)pconf->proxies->elts;
+        for (i = 0; i < pconf->proxies->nelts; i++) {
+            if (list[i].protocol
+                && ap_cstr_casecmp(list[i].protocol, "https") == 0) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                             CT_LOGNO(00018) "ProxyRemote %s://%s:%hu: "
+                             "CONNECT tunnels reach upstream proxies in "
+                             "plain HTTP, not TLS", list[i].protocol,
+                             list[i].hostname, list[i].port);
+            }
+        }
+    }
+}
+
 void ct_origin_local_addresses(apr_pool_t *p, server_rec *s)
 {
     ap_listen_rec *lr;

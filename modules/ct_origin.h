@@ -59,6 +59,12 @@ void ct_origin_local_addresses(apr_pool_t *p, server_rec *s);
 void ct_origin_hosts_names(apr_pool_t *p, server_rec *s);
 
 /**
+ * Warn where a ProxyRemote URL asks for TLS to an upstream proxy, which
+ * tunnels reach in plain HTTP (post_config).
+ */
+void ct_origin_check_remotes(server_rec *s);
+
+/**
  * Why the destination rules deny addr (the rule's text, or the guard's
  * set), or NULL when they allow it.
  */

@@ -144,6 +144,19 @@ void ct_net_from_raw(int family, const void *raw, ct_net *out)
     memcpy(out->addr, b, family == APR_INET ? 4 : 16);
 }
 
+void ct_client_key(int family, const void *raw, unsigned int v4bits,
+                   unsigned int v6bits, ct_net *out)
+{
+    ct_net_from_raw(family, raw, out);
+    if (out->family == APR_INET) {
+        out->bits = v4bits < 32 ? v4bits : 32;
+    }
+    else {
+        out->bits = v6bits < 128 ? v6bits : 128;
+    }
+    mask_net(out);
+}
+
 static const char *parse_cidr(apr_pool_t *p, const char *arg, ct_net *out)
 {
     const char *slash = strchr(arg, '/');

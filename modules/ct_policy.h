@@ -86,6 +86,14 @@ const char *ct_rule_parse(apr_pool_t *p, ct_action action, const char *arg,
 void ct_net_from_raw(int family, const void *raw, ct_net *out);
 
 /**
+ * The key a client address is counted under: its network of v4bits
+ * (IPv4, IPv4-mapped IPv6 included) or v6bits (IPv6) leading bits, so
+ * that one holder of many addresses of a prefix is one client.
+ */
+void ct_client_key(int family, const void *raw, unsigned int v4bits,
+                   unsigned int v6bits, ct_net *out);
+
+/**
  * Whether the (normalised) address lies in the network.
  */
 int ct_net_match(const ct_net *net, const ct_net *addr);

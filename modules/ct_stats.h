@@ -4,7 +4,9 @@
  *
  * ct_stats.h: server-wide tunnel counters in shared memory, and their
  * section in mod_status.  Tunnels handed to a reactor are invisible to the
- * MPM's scoreboard, so the module counts them itself.
+ * MPM's scoreboard, so the module counts them itself.  Live figures are
+ * kept per child process, so that those of a child that died without its
+ * cleanups stop counting when the parent reaps it.
  */
 
 #ifndef CT_STATS_H
@@ -23,6 +25,40 @@ typedef enum {
  * the configuration they belong to.
  */
 apr_status_t ct_stats_post_config(apr_pool_t *pconf, server_rec *s);
+
+/**
+ * Claim this child process's record (child_init), before any tunnel.
+ */
+void ct_stats_child_init(server_rec *s);
+
+/**
+ * Records of child processes there are (record 0 stands for tunnels of
+ * no known process and is never reclaimed); fixed once made.
+ */
+int ct_stats_nprocs(void);
+
+/**
+ * This process's record.
+ */
+int ct_stats_proc(void);
+
+/**
+ * The parent learnt that process pid exited: its live figures stop
+ * counting at once, and its record waits for ct_stats_proc_free().
+ * @return its record, or 0 when it had none
+ */
+int ct_stats_proc_exited(pid_t pid);
+
+/**
+ * Whether record i belongs to a process that exited and still waits for
+ * its other counts to be taken off.
+ */
+int ct_stats_proc_gone(int i);
+
+/**
+ * Record i may serve a new process.
+ */
+void ct_stats_proc_free(int i);
 
 /**
  * Whether the MPM's last restart was graceful (old children live on):

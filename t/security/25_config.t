@@ -44,6 +44,9 @@ my @good = (
     [ 'ConnectTunnelMaxTunnels 1000000',          'the largest limit' ],
     [ 'ConnectTunnelMaxTunnelsPerChild 1',        'a child limit' ],
     [ 'ConnectTunnelMaxTunnelsPerClient 10',      'a client limit' ],
+    [ 'ConnectTunnelClientPrefix 24',             'an IPv4 client prefix' ],
+    [ 'ConnectTunnelClientPrefix 32 56',          'both client prefixes' ],
+    [ 'ConnectTunnelClientPrefix 0 128',          'the shortest and longest' ],
 );
 
 # [directive and value, the value the message must quote, what it is]
@@ -87,6 +90,10 @@ my @bad = (
     [ 'ConnectTunnelMaxTunnels +5',        '+5',           'a signed limit' ],
     [ 'ConnectTunnelMaxTunnels 99999999999999999999',
       '99999999999999999999',                              'a huge limit' ],
+    [ 'ConnectTunnelClientPrefix 33',      '33',           'IPv4 client prefix > 32' ],
+    [ 'ConnectTunnelClientPrefix 24 129',  '129',          'IPv6 client prefix > 128' ],
+    [ 'ConnectTunnelClientPrefix /24',     '/24',          'a slash' ],
+    [ 'ConnectTunnelClientPrefix 24 64x',  '64x',          'a letter' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
@@ -94,7 +101,8 @@ my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelSetupTimeout
                      ConnectTunnelIdleTimeout
                      ConnectTunnelMaxLifetime ConnectTunnelMaxTunnels
                      ConnectTunnelMaxTunnelsPerChild
-                     ConnectTunnelMaxTunnelsPerClient);
+                     ConnectTunnelMaxTunnelsPerClient
+                     ConnectTunnelClientPrefix);
 
 plan tests => @good + 2 * @bad + 2 + @server_only;
 

@@ -7,6 +7,9 @@
 #   ConnectTunnelMaxTunnelsPerChild 1    no child process holds more than
 #       one tunnel at once: of many concurrent attempts at least one gets
 #       through, no more than the children there are, the rest get 503.
+#   ConnectTunnelClientPrefix 24         clients are counted by their /24:
+#       127.0.0.2 and 127.0.0.3 share one budget of 2 (the third tunnel
+#       from either gets 429), while 127.0.1.2 has its own.
 # Every refusal carries "Proxy-Status: ...; error=connection_limit_reached"
 # and opens no connection to the origin (its listener counts accepts).
 # The test server runs two children (extra.conf.in), so which child gets
@@ -23,7 +26,7 @@ use CT::Sec qw(listener take_accepts tunnel_via connect_via echo_ok
                ps_error log_mark log_since wait_log count_lines wait_count
                no_crash);
 
-plan tests => 25;
+plan tests => 30;
 
 my $start = log_mark();
 
@@ -109,6 +112,38 @@ sub settle {
     ok $status5 == 200 && @got5 == 1 && echo_ok($s5, $got5[0], 'pc-again')
         or t_debug("after closing one: got $status5 after $tries tries");
     close $_ for $s5, @got5, @client, @origin;
+    settle($target);
+}
+
+# --- Clients grouped by prefix. ---
+{
+    my $l = listener('127.0.0.1');
+    my $target = '127.0.0.1:' . $l->sockport;
+    my @keep;
+    my @st;
+    for my $from (qw(127.0.0.2 127.0.0.3)) {
+        my ($s, $status) = open_tunnel('ct_sec_prefix', $target,
+                                       from => $from);
+        push @st, $status;
+        push @keep, $s, take_accepts($status == 200 ? 5 : 0, $l);
+    }
+    ok "@st" eq '200 200' or t_debug("two of one /24: @st");
+    my $mark = log_mark();
+    my ($s3, $status3, $h3) = open_tunnel('ct_sec_prefix', $target,
+                                          from => '127.0.0.3');
+    my @none = take_accepts(0.5, $l);
+    ok $status3 == 429 && ps_error($h3) eq 'connection_limit_reached'
+       && !@none
+        or t_debug("third of one /24 (from 127.0.0.3): got $status3");
+    ok wait_log($mark, qr/CT00060: tunnel refused: client 127\.0\.0\.3 \(counted with its \/24\) already has 2 tunnels open/, 5)
+       ne '' or t_debug(log_since($mark));
+    # Another /24 is another client.
+    my ($s4, $status4) = open_tunnel('ct_sec_prefix', $target,
+                                     from => '127.0.1.2');
+    my @got4 = take_accepts($status4 == 200 ? 5 : 0, $l);
+    ok $status4 == 200 && @got4 == 1 && echo_ok($s4, $got4[0], 'prefix')
+        or t_debug("from 127.0.1.2 (another /24): got $status4");
+    close $_ for $s3, @none, $s4, @got4, @keep;
     settle($target);
 }
 

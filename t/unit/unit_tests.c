@@ -3,7 +3,8 @@
  * not use this file except in compliance with the License.
  *
  * unit_tests.c: table-driven tests of the APR-only parsers (the CONNECT
- * target and AllowCONNECT ranges), run without a server by `make check`.
+ * target and AllowCONNECT ranges), the client keys and the per-client
+ * table, run without a server by `make check`.
  */
 
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "ct_target.h"
 #include "ct_policy.h"
 #include "ct_hop.h"
+#include "ct_clients.h"
 
 static int passed, failed;
 
@@ -464,6 +466,213 @@ static void test_loop_head(void)
     }
 }
 
+/* The key a client address is counted under, from its text. */
+static ct_net key_of(const char *text, unsigned int v4, unsigned int v6)
+{
+    unsigned char raw[16];
+    ct_net key;
+    int is6 = strchr(text, ':') != NULL;
+
+    memset(&key, 0, sizeof(key));
+    memset(raw, 0, sizeof(raw));
+    if (inet_pton(is6 ? AF_INET6 : AF_INET, text, raw) != 1) {
+        key.bits = 999;     /* never equal to a real key */
+        return key;
+    }
+    ct_client_key(is6 ? APR_INET6 : APR_INET, raw, v4, v6, &key);
+    return key;
+}
+
+static int same_key(const ct_net *a, const ct_net *b)
+{
+    return a->family == b->family && a->bits == b->bits
+           && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
+}
+
+static const struct {
+    const char *a, *b;
+    unsigned int v4, v6;
+    int same;
+    const char *why;
+} key_cases[] = {
+    { "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe", 32, 64, 1,
+      "one /64 is one client" },
+    { "2001:db8:1:2::1", "2001:db8:1:3::1", 32, 64, 0,
+      "the next /64 is another" },
+    { "2001:db8:1:2::1", "2001:db8:1:2::2", 32, 128, 0,
+      "/128: each address its own" },
+    { "2001:db8:1:2::1", "2001:db8:1:3::1", 32, 48, 1, "/48 groups /64s" },
+    { "2001:db8:1:2::1", "2001:db8:1:2::1", 32, 64, 1, "same address" },
+    { "192.0.2.7", "192.0.2.8", 32, 64, 0, "IPv4 /32 by default" },
+    { "192.0.2.7", "192.0.2.200", 24, 64, 1, "IPv4 /24 groups" },
+    { "192.0.2.7", "192.0.3.7", 24, 64, 0, "the next /24 is another" },
+    { "::ffff:192.0.2.7", "192.0.2.7", 32, 64, 1,
+      "v4-mapped is the IPv4 client" },
+    { "::ffff:192.0.2.7", "192.0.2.9", 24, 64, 1,
+      "v4-mapped takes the IPv4 prefix" },
+    { "::ffff:192.0.2.7", "::ffff:192.0.3.7", 24, 128, 0,
+      "v4-mapped is not grouped by the IPv6 prefix" },
+    { "0.0.0.1", "::1", 32, 0, 0, "families never share a key" },
+    { "10.1.2.3", "10.200.0.1", 0, 64, 1, "/0: all IPv4 one client" },
+    { "2001:db8::1", "2001:db8::1", 32, 200, 1, "too long a prefix: /128" },
+};
+
+static void test_client_keys(void)
+{
+    unsigned int i;
+
+    for (i = 0; i < sizeof(key_cases) / sizeof(key_cases[0]); i++) {
+        ct_net a = key_of(key_cases[i].a, key_cases[i].v4, key_cases[i].v6);
+        ct_net b = key_of(key_cases[i].b, key_cases[i].v4, key_cases[i].v6);
+
+        expect(same_key(&a, &b) == key_cases[i].same, key_cases[i].why,
+               key_cases[i].a);
+    }
+}
+
+/* Key number n: distinct IPv6 /64s. */
+static ct_net nth_key(apr_uint32_t n)
+{
+    ct_net key;
+
+    memset(&key, 0, sizeof(key));
+    key.family = APR_INET6;
+    key.bits = 64;
+    key.addr[0] = 0x20;
+    key.addr[1] = 0x01;
+    memcpy(key.addr + 4, &n, sizeof(n));
+    return key;
+}
+
+/*
+ * 100,000 clients come and go (at most WINDOW at once): the table never
+ * fills, and lookups stay short however many came before, since freed
+ * entries leave nothing behind.
+ */
+#define CT_TEST_CLIENTS 100000
+#define CT_TEST_WINDOW 4000
+
+static void test_client_churn(ct_client_table *t)
+{
+    apr_uint32_t n, fails = 0;
+    unsigned int probes, most = 0;
+    unsigned long total = 0, lookups = 0;
+
+    ct_clients_init(t, APR_UINT64_C(0x0123456789abcdef));
+    for (n = 0; n < CT_TEST_CLIENTS; n++) {
+        ct_net key = nth_key(n);
+
+        fails += ct_clients_take(t, &key, n % 7) != APR_SUCCESS;
+        probes = ct_clients_probes(t, &key, CT_OWNER_ALL);
+        most = probes > most ? probes : most;
+        total += probes;
+        lookups++;
+        if (n >= CT_TEST_WINDOW) {
+            key = nth_key(n - CT_TEST_WINDOW);
+            ct_clients_give(t, &key, (n - CT_TEST_WINDOW) % 7);
+        }
+    }
+    printf("client table: %u distinct clients, longest probe %u, "
+           "mean %.2f\n", CT_TEST_CLIENTS, most,
+           (double)total / (double)lookups);
+    expect(fails == 0, "100,000 clients come and go: never full", "churn");
+    expect(t->used == 2 * CT_TEST_WINDOW, "entries of the open window",
+           "churn");
+    expect(most <= 32, "lookups stay short", "churn");
+    for (n = CT_TEST_CLIENTS - CT_TEST_WINDOW; n < CT_TEST_CLIENTS; n++) {
+        ct_net key = nth_key(n);
+
+        ct_clients_give(t, &key, n % 7);
+    }
+    expect(t->used == 0, "all entries freed", "churn");
+}
+
+/* Filled to its limit, a full table refuses, and frees on give. */
+static void test_client_full(ct_client_table *t)
+{
+    apr_uint32_t n, took = 0;
+    unsigned int probes, most = 0;
+    ct_net key;
+
+    ct_clients_init(t, APR_UINT64_C(42));
+    for (n = 0; n < CT_CLIENT_SLOTS; n++) {
+        key = nth_key(n);
+        if (ct_clients_take(t, &key, 1) != APR_SUCCESS) {
+            break;
+        }
+        took++;
+    }
+    expect(took == CT_CLIENT_MAX_USED / 2, "full at its limit", "full");
+    for (n = 0; n < took; n++) {
+        key = nth_key(n);
+        probes = ct_clients_probes(t, &key, 1);
+        most = probes > most ? probes : most;
+    }
+    printf("client table full (%u entries): longest probe %u\n",
+           t->used, most);
+    expect(most < 1000, "full table: lookups bounded", "full");
+    key = nth_key(0);
+    ct_clients_give(t, &key, 1);
+    key = nth_key(CT_CLIENT_SLOTS + 1);
+    expect(ct_clients_take(t, &key, 1) == APR_SUCCESS, "room again",
+           "full");
+}
+
+/* An owner's tunnels are taken off its clients' totals, others' stay. */
+static void test_client_owners(ct_client_table *t)
+{
+    ct_net a = nth_key(1), b = nth_key(2);
+    apr_uint32_t n;
+
+    ct_clients_init(t, APR_UINT64_C(7));
+    for (n = 0; n < 3; n++) {
+        expect(ct_clients_take(t, &a, 2) == APR_SUCCESS, "take", "owners");
+    }
+    expect(ct_clients_take(t, &a, 3) == APR_SUCCESS, "take", "owners");
+    expect(ct_clients_take(t, &b, 2) == APR_SUCCESS, "take", "owners");
+    expect(ct_clients_count(t, &a) == 4, "a counts 4", "owners");
+    expect(ct_clients_drop_owner(t, 2) == 4, "owner 2 held 4", "owners");
+    expect(ct_clients_count(t, &a) == 1, "a keeps owner 3's", "owners");
+    expect(ct_clients_count(t, &b) == 0, "b is gone", "owners");
+    expect(t->used == 2, "only a's total and owner 3's part", "owners");
+    ct_clients_give(t, &a, 3);
+    expect(ct_clients_count(t, &a) == 0 && t->used == 0, "all freed",
+           "owners");
+}
+
+/* Owners dropped from a crowded table leave every other count right. */
+static void test_client_drop_crowded(ct_client_table *t)
+{
+    apr_uint32_t n, wrong = 0;
+
+    ct_clients_init(t, APR_UINT64_C(99));
+    for (n = 0; n < 6000; n++) {
+        ct_net key = nth_key(n / 2);
+
+        ct_clients_take(t, &key, n % 5);
+    }
+    ct_clients_drop_owner(t, 0);
+    ct_clients_drop_owner(t, 3);
+    for (n = 0; n < 3000; n++) {
+        ct_net key = nth_key(n);
+        apr_uint32_t want = ((2 * n) % 5 != 0 && (2 * n) % 5 != 3)
+                            + ((2 * n + 1) % 5 != 0 && (2 * n + 1) % 5 != 3);
+
+        wrong += ct_clients_count(t, &key) != want;
+    }
+    expect(wrong == 0, "counts right after dropping owners", "crowded");
+}
+
+static void test_clients(apr_pool_t *p)
+{
+    ct_client_table *t = apr_palloc(p, sizeof(*t));
+
+    test_client_churn(t);
+    test_client_full(t);
+    test_client_owners(t);
+    test_client_drop_crowded(t);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -481,6 +690,8 @@ int main(void)
     test_step_timeout();
     test_via(p);
     test_loop_head();
+    test_client_keys();
+    test_clients(p);
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
