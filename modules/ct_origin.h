@@ -72,9 +72,4 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const char *proxyname, apr_port_t proxyport,
                    apr_interval_time_t timeout, ct_origin *o);
 
-/**
- * The target as authority-form text, IPv6 literals in brackets.
- */
-const char *ct_origin_authority(apr_pool_t *p, const ct_target *t);
-
 #endif /* CT_ORIGIN_H */
