@@ -194,24 +194,6 @@ int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
 }
 
 /*
- * A Host field sent more than once reaches us as one value joined with
- * commas, which no valid host contains (RFC 9112 section 3.2: 400).
- */
-static int check_host_field(request_rec *r)
-{
-    const char *host = apr_table_get(r->headers_in, "Host");
-
-    if (host != NULL && strchr(host, ',') != NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00130)
-                      "CONNECT with more than one Host field ('%.*s')",
-                      255, host);
-        return ct_report_refusal(r, HTTP_BAD_REQUEST, CT_PS_REQUEST_ERROR,
-                                 "More than one Host header field.");
-    }
-    return OK;
-}
-
-/*
  * mod_proxy matches <Proxy> sections against r->filename as the client
  * spelled the target, byte for byte, while names resolve in any case and
  * an IPv6 literal can spell an IPv4 address: give the sections (and
@@ -243,11 +225,6 @@ static void canonicalise(request_rec *r)
 
 int ct_handler_post_read(request_rec *r)
 {
-    int rc;
-
-    if ((rc = check_host_field(r)) != OK) {
-        return rc;
-    }
     canonicalise(r);
     return OK;
 }

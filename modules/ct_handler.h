@@ -43,10 +43,9 @@ int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
 
 /**
  * For a forward-proxy CONNECT, after mod_proxy marked it and before the
- * <Proxy> sections are walked: refuse a repeated Host field (400) and
- * put the canonical target (ct_target_canonical) in r->uri, r->filename
- * and r->parsed_uri.
- * @return OK or HTTP_BAD_REQUEST
+ * <Proxy> sections are walked: put the canonical target
+ * (ct_target_canonical) in r->uri, r->filename and r->parsed_uri.
+ * @return OK
  */
 int ct_handler_post_read(request_rec *r);
 

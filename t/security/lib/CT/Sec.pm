@@ -339,8 +339,9 @@ sub have_netns_tools {
 
 # Run the calling test file again inside new network and mount
 # namespaces: only loopback exists there (brought up here), so nothing
-# can leave the machine, and /etc/hosts may be replaced by $hosts (text)
-# for that process alone.  Returns in the namespace; never returns in the
+# can leave the machine, and /etc/hosts and /etc/resolv.conf may be
+# replaced by $hosts and $resolv (text) for that process alone.  Returns
+# in the namespace; never returns in the
 # caller, which exits with the inner run's status.  Returns a reason
 # string when namespaces cannot be made (the caller should skip).
 sub in_netns {
@@ -361,6 +362,17 @@ sub in_netns {
             chmod 0644, "$dir/hosts";
             system('mount', '--bind', "$dir/hosts", '/etc/hosts') == 0
                 or die "mount --bind hosts failed";
+        }
+        if (defined $o{resolv}) {
+            my $dir = scratch_dir();
+            open my $fh, '>', "$dir/resolv.conf"
+                or die "write resolv.conf: $!";
+            print $fh $o{resolv};
+            close $fh;
+            chmod 0644, "$dir/resolv.conf";
+            system('mount', '--bind', "$dir/resolv.conf",
+                   '/etc/resolv.conf') == 0
+                or die "mount --bind resolv.conf failed";
         }
         return '';
     }
