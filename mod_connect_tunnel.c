@@ -397,10 +397,19 @@ static int is_forward_connect(request_rec *r)
     return r->method_number == M_CONNECT && r->proxyreq == PROXYREQ_PROXY;
 }
 
+/* mod_proxy's fixups: everything that needs no DNS is decided here,
+ * before its handler chooses a route (NoProxy resolves the target). */
 static int ct_canon(request_rec *r, char *url)
 {
-    (void)url;
-    return is_forward_connect(r) ? OK : DECLINED;
+    proxy_server_conf *pconf;
+    ct_dest_policy pol;
+    ct_target t;
+
+    if (!is_forward_connect(r)) {
+        return DECLINED;
+    }
+    pconf = ap_get_module_config(r->server->module_config, &proxy_module);
+    return ct_handler_check(r, pconf, url, &t, &pol);
 }
 
 static int ct_scheme_handler(request_rec *r, proxy_worker *worker,
@@ -425,7 +434,7 @@ static int ct_post_read_request(request_rec *r)
     if (r->method_number == M_CONNECT && r->connection->master == NULL) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
-    return DECLINED;
+    return is_forward_connect(r) ? ct_handler_post_read(r) : DECLINED;
 }
 
 static ct_server_conf *main_conf(server_rec *s)
@@ -554,6 +563,8 @@ static void ct_optional_fn_retrieve(void)
 
 static void register_hooks(apr_pool_t *p)
 {
+    static const char *const aszProxy[] = { "mod_proxy.c", NULL };
+
     (void)p;
     /* Ahead of every other scheme handler, mod_proxy_connect included:
      * mod_proxy_http and friends match URL prefixes and would take a
@@ -561,7 +572,9 @@ static void register_hooks(apr_pool_t *p)
     proxy_hook_canon_handler(ct_canon, NULL, NULL, APR_HOOK_REALLY_FIRST);
     proxy_hook_scheme_handler(ct_scheme_handler, NULL, NULL,
                               APR_HOOK_REALLY_FIRST);
-    ap_hook_post_read_request(ct_post_read_request, NULL, NULL,
+    /* After mod_proxy's, which marks the request a forward CONNECT, and
+     * before its map_to_storage walks the <Proxy> sections. */
+    ap_hook_post_read_request(ct_post_read_request, aszProxy, NULL,
                               APR_HOOK_MIDDLE);
     ap_hook_pre_config(ct_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ct_post_config, NULL, NULL, APR_HOOK_MIDDLE);

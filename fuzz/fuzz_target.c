@@ -5,10 +5,11 @@
  * fuzz_target.c: libFuzzer harness for the CONNECT request-target parser.
  * Beyond "no crash", it checks what the parser promises: an accepted
  * target has a non-empty host and a port in 1-65535, never names the
- * unspecified address, and reads back the same when written out again.
- * What a resolver would make of the host is judged by libc's own parsers
- * (inet_aton takes every legacy numeric spelling, inet_pton IPv6), not by
- * the parser under test.
+ * unspecified address, and reads back the same when written out again;
+ * its canonical form parses too, is its own canonical form, and keeps
+ * the port.  What a resolver would make of the host is judged by libc's
+ * own parsers (inet_aton takes every legacy numeric spelling, inet_pton
+ * IPv6), not by the parser under test.
  */
 
 #include <stdint.h>
@@ -68,6 +69,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+static void check_canonical(apr_pool_t *p, const char *text,
+                            const ct_target *t)
+{
+    ct_target c, again;
+    const char *out;
+
+    ct_target_canonical(p, t, &c);
+    out = ct_target_authority(p, &c);
+    if (c.port != t->port
+        || ct_target_parse(p, out, &again) != CT_TARGET_OK) {
+        fprintf(stderr, "canonical form of '%s' broke: '%s'\n", text, out);
+        abort();
+    }
+    ct_target_canonical(p, &again, &again);
+    if (strcmp(ct_target_authority(p, &again), out) != 0) {
+        fprintf(stderr, "canonical form of '%s' is not stable: '%s'\n",
+                text, out);
+        abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p;
@@ -102,6 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     (int)t.kind, text);
             abort();
         }
+        check_canonical(p, text, &t);
     }
     (void)ct_target_reason(st);
     apr_pool_destroy(p);

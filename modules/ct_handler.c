@@ -208,6 +208,56 @@ static int check_destination(request_rec *r, const ct_target *t,
     return OK;
 }
 
+int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
+                     const char *url, ct_target *t, ct_dest_policy *pol)
+{
+    int rc;
+
+    /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules */
+    if ((rc = check_target(r, url, t)) != OK
+        || (rc = check_policy(r, pconf, t)) != OK
+        || (rc = check_destination(r, t, pol)) != OK) {
+        return rc;
+    }
+    return OK;
+}
+
+/*
+ * mod_proxy matches <Proxy> sections against r->filename as the client
+ * spelled the target, byte for byte, while names resolve in any case and
+ * an IPv6 literal can spell an IPv4 address: give the sections (and
+ * everything after them) the one canonical spelling.  A target that does
+ * not parse is left alone for the handler to refuse.
+ */
+static void canonicalise(request_rec *r)
+{
+    ct_target t;
+    const char *authority;
+
+    if (r->filename == NULL || strncmp(r->filename, "proxy:", 6) != 0
+        || ct_target_parse(r->pool, r->filename + 6, &t) != CT_TARGET_OK) {
+        return;
+    }
+    ct_target_canonical(r->pool, &t, &t);
+    authority = ct_target_authority(r->pool, &t);
+    if (strcmp(authority, r->filename + 6) == 0) {
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  "CONNECT target '%.*s' read as '%s'", 255,
+                  r->filename + 6, authority);
+    r->uri = (char *)authority;
+    r->filename = apr_pstrcat(r->pool, "proxy:", authority, NULL);
+    r->parsed_uri.hostname = (char *)t.host;
+    r->parsed_uri.hostinfo = (char *)authority;
+}
+
+int ct_handler_post_read(request_rec *r)
+{
+    canonicalise(r);
+    return OK;
+}
+
 /*
  * Step 6: the 2xx, in the request's HTTP version, on the connection
  * filters so that it is encrypted for a TLS client and turned into HEADERS
@@ -283,7 +333,7 @@ void ct_handler_pre_close(conn_rec *c)
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                   ct_origin *o)
 {
-    const char *target = ct_origin_authority(r->pool, t);
+    const char *target = ct_target_authority(r->pool, t);
     ct_tunnel *tunnel;
     apr_status_t rv;
     ct_end end;
@@ -352,12 +402,10 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     setup.step = s.connect_timeout;
     setup.budget = s.setup_timeout;
     setup.deadline = apr_time_now() + s.setup_timeout;
-    /* 1. target syntax and loops, 2. ports and ProxyBlock, 3. destination
-     * rules, 4. limits, 5. the next hop */
-    if ((rc = check_target(r, url, &t)) != OK
+    /* 1-3 again (they decided already, in the canon hook, and decide the
+     * same), loops, 4. limits, 5. the next hop */
+    if ((rc = ct_handler_check(r, pconf, url, &t, &pol)) != OK
         || (rc = check_loop(r)) != OK
-        || (rc = check_policy(r, pconf, &t)) != OK
-        || (rc = check_destination(r, &t, &pol)) != OK
         || (rc = ct_limits_acquire(r)) != OK
         || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
                                 &setup, &o)) != OK) {

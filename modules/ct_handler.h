@@ -12,6 +12,8 @@
 #include "httpd.h"
 #include "mod_proxy.h"
 
+#include "ct_origin.h"
+
 /**
  * Serve a forward-proxy CONNECT: validate, apply policy, connect (directly
  * or through the ProxyRemote upstream proxyname:proxyport), answer 200 and
@@ -27,5 +29,24 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
  * closed without shutdown() or lingering.
  */
 void ct_handler_pre_close(conn_rec *c);
+
+/**
+ * Steps 1-3 of a CONNECT, which need no DNS: the target's syntax (400),
+ * AllowCONNECT and ProxyBlock by name (403), the destination rules as far
+ * as the target decides them (403).  The canon hook runs them, before
+ * mod_proxy's routing can resolve the target (NoProxy does), and the
+ * handler again to fill t and pol.
+ * @return OK, or the status of the refusal (Proxy-Status set, logged)
+ */
+int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
+                     const char *url, ct_target *t, ct_dest_policy *pol);
+
+/**
+ * For a forward-proxy CONNECT, after mod_proxy marked it and before the
+ * <Proxy> sections are walked: put the canonical target
+ * (ct_target_canonical) in r->uri, r->filename and r->parsed_uri.
+ * @return OK
+ */
+int ct_handler_post_read(request_rec *r);
 
 #endif /* CT_HANDLER_H */

@@ -271,14 +271,6 @@ const char *ct_origin_via_name(request_rec *r)
                             ct_instance ? ct_instance : "0");
 }
 
-const char *ct_origin_authority(apr_pool_t *p, const ct_target *t)
-{
-    if (t->kind == CT_HOST_IPV6) {
-        return apr_psprintf(p, "[%s]:%hu", t->host, t->port);
-    }
-    return apr_psprintf(p, "%s:%hu", t->host, t->port);
-}
-
 static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
                              apr_sockaddr_t *addr,
                              apr_interval_time_t timeout,
@@ -355,13 +347,46 @@ static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
     return refused ? CT_DIAL_REFUSED : CT_DIAL_UNREACHABLE;
 }
 
+/*
+ * The ProxyBlock entry one of addrs is listed in, or NULL.  mod_proxy
+ * compares the addresses as text, so that a NAT64 spelling of a blocked
+ * IPv4 address passes; here both sides are normalised first.
+ */
+static const char *blocked_address(proxy_server_conf *pconf,
+                                   apr_sockaddr_t *addrs,
+                                   apr_sockaddr_t **hit)
+{
+    const struct noproxy_entry *list =
+        (const struct noproxy_entry *)pconf->noproxies->elts;
+    apr_sockaddr_t *blocked, *sa;
+    ct_net a, b;
+    int i;
+
+    for (i = 0; i < pconf->noproxies->nelts; i++) {
+        for (blocked = list[i].addr; blocked; blocked = blocked->next) {
+            net_of(blocked, &b);
+            for (sa = addrs; sa; sa = sa->next) {
+                net_of(sa, &a);
+                if (ct_net_equal(&a, &b)) {
+                    *hit = sa;
+                    return list[i].name;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
 static int check_blocked_addresses(request_rec *r, proxy_server_conf *pconf,
                                    const char *host, apr_sockaddr_t *addrs)
 {
-    if (ap_proxy_checkproxyblock2(r, pconf, host, addrs) != OK) {
+    apr_sockaddr_t *hit = NULL;
+    const char *entry = blocked_address(pconf, addrs, &hit);
+
+    if (entry != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00021)
-                      "tunnel to '%.*s' refused: an address it resolves "
-                      "to is listed in ProxyBlock", 255, host);
+                      "tunnel to '%.*s' refused: its address %pI is listed "
+                      "in ProxyBlock (as '%s')", 255, host, hit, entry);
         return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_IP_PROHIBITED,
                                  "The destination is blocked by this "
                                  "proxy.");
@@ -430,7 +455,7 @@ static int upstream_request(request_rec *r, const ct_target *t,
     /* mod_proxy has already counted this hop off the client's value (and
      * answered a 0 itself), or set ProxyMaxForwards. */
     const char *maxfwd = apr_table_get(r->headers_in, "Max-Forwards");
-    const char *authority = ct_origin_authority(r->pool, t);
+    const char *authority = ct_target_authority(r->pool, t);
     const char *req;
     apr_size_t len;
     apr_status_t rv;
@@ -545,7 +570,7 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00025)
                       "upstream proxy %s refused the tunnel to %s with "
                       "status %d", o->upstream,
-                      ct_origin_authority(r->pool, t), status);
+                      ct_target_authority(r->pool, t), status);
         return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_UNAVAILABLE,
                                  apr_psprintf(r->pool, "The upstream proxy "
                                               "refused the tunnel (status "
@@ -693,7 +718,7 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
     if (how != CT_DIAL_OK) {
         return connect_failed(r, setup, how,
                               o->upstream ? o->upstream
-                                          : ct_origin_authority(r->pool, t));
+                                          : ct_target_authority(r->pool, t));
     }
     rv = apr_socket_addr_get(&local, APR_LOCAL, o->sock);
     o->local_port = rv == APR_SUCCESS ? local->port : 0;

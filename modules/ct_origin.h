@@ -112,9 +112,4 @@ apr_status_t ct_origin_instance_init(apr_pool_t *process_pool);
  */
 const char *ct_origin_via_name(request_rec *r);
 
-/**
- * The target as authority-form text, IPv6 literals in brackets.
- */
-const char *ct_origin_authority(apr_pool_t *p, const ct_target *t);
-
 #endif /* CT_ORIGIN_H */

@@ -125,12 +125,18 @@ void ct_net_from_raw(int family, const void *raw, ct_net *out)
     static const unsigned char nat64[12] = {
         0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0
     };
+    /* RFC 8215's local-use prefix, 64:ff9b:1::/48: the IPv4 address is
+     * read from the last 32 bits, where a /96 taken from it puts it. */
+    static const unsigned char nat64_local[6] = {
+        0, 0x64, 0xff, 0x9b, 0, 1
+    };
     static const unsigned char zero[12] = { 0 };
     const unsigned char *b = raw;
 
     memset(out, 0, sizeof(*out));
     if (family == APR_INET6
         && (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0
+            || memcmp(b, nat64_local, 6) == 0
             || (memcmp(b, zero, 12) == 0
                 && (b[12] | b[13] | b[14] | (b[15] & 0xfe)) != 0))) {
         /* The IPv4 address inside is what such an address reaches. */
@@ -294,6 +300,12 @@ const char *ct_rule_parse(apr_pool_t *p, ct_action action, const char *arg,
         return NULL;
     }
     return parse_name(p, arg, out);
+}
+
+int ct_net_equal(const ct_net *a, const ct_net *b)
+{
+    return a->family == b->family && a->bits == b->bits
+           && memcmp(a->addr, b->addr, a->family == APR_INET ? 4 : 16) == 0;
 }
 
 int ct_net_match(const ct_net *net, const ct_net *addr)

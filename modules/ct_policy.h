@@ -78,7 +78,8 @@ const char *ct_rule_parse(apr_pool_t *p, ct_action action, const char *arg,
 
 /**
  * Reduce an address to the form rules match: IPv4-mapped, IPv4-compatible
- * and NAT64 (64:ff9b::/96) IPv6 addresses become the IPv4 they carry.
+ * and NAT64 (64:ff9b::/96, and RFC 8215's 64:ff9b:1::/48 read as a /96)
+ * IPv6 addresses become the IPv4 they carry.
  * @param family APR_INET or APR_INET6
  * @param raw    4 or 16 bytes, network order
  * @param out    receives the normalised address
@@ -92,6 +93,11 @@ void ct_net_from_raw(int family, const void *raw, ct_net *out);
  */
 void ct_client_key(int family, const void *raw, unsigned int v4bits,
                    unsigned int v6bits, ct_net *out);
+
+/**
+ * Whether two normalised addresses are the same address.
+ */
+int ct_net_equal(const ct_net *a, const ct_net *b);
 
 /**
  * Whether the (normalised) address lies in the network.

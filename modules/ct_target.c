@@ -17,6 +17,7 @@
 #include "apr_lib.h"
 
 #include "ct_target.h"
+#include "ct_policy.h"
 
 /* Longest label of a host name (RFC 1035). */
 #define CT_LABEL_MAX 63
@@ -223,6 +224,89 @@ ct_target_status ct_target_parse(apr_pool_t *p, const char *text,
     }
     out->host = apr_pstrmemdup(p, host, host_len);
     return CT_TARGET_OK;
+}
+
+/* RFC 5952 section 4: the text form of a 16-byte IPv6 address. */
+static char *ipv6_text(apr_pool_t *p, const unsigned char *b)
+{
+    char buf[8 * 5];
+    char *s = buf;
+    int i, run = 0, best = -1, best_len = 1;
+
+    /* The longest run of zero groups (two at least), the first if tied. */
+    for (i = 0; i < 8; i++) {
+        run = (b[2 * i] | b[2 * i + 1]) ? 0 : run + 1;
+        if (run > best_len) {
+            best_len = run;
+            best = i - run + 1;
+        }
+    }
+    for (i = 0; i < 8; i++) {
+        if (i == best) {
+            *s++ = ':';
+            *s++ = ':';
+            i += best_len - 1;
+            continue;
+        }
+        if (i > 0 && i != best + best_len) {
+            *s++ = ':';
+        }
+        s += apr_snprintf(s, 5, "%x", (b[2 * i] << 8) | b[2 * i + 1]);
+    }
+    *s = '\0';
+    return apr_pstrdup(p, buf);
+}
+
+static char *lower_name(apr_pool_t *p, const char *host)
+{
+    apr_size_t len = strlen(host);
+    char *name, *s;
+
+    if (len > 0 && host[len - 1] == '.') {
+        len--;
+    }
+    name = apr_pstrmemdup(p, host, len);
+    for (s = name; *s; s++) {
+        *s = (char)apr_tolower(*s);
+    }
+    return name;
+}
+
+void ct_target_canonical(apr_pool_t *p, const ct_target *in,
+                         ct_target *out)
+{
+    unsigned char raw[16];
+    ct_net net;
+
+    out->port = in->port;
+    out->kind = in->kind;
+    if (in->kind == CT_HOST_NAME) {
+        out->host = lower_name(p, in->host);
+        return;
+    }
+    if (in->kind == CT_HOST_IPV4) {
+        /* The parser admits canonical dotted quads only. */
+        out->host = in->host;
+        return;
+    }
+    /* The parser accepted it, so it converts. */
+    (void)inet_pton(AF_INET6, in->host, raw);
+    ct_net_from_raw(APR_INET6, raw, &net);
+    if (net.family == APR_INET) {
+        out->kind = CT_HOST_IPV4;
+        out->host = apr_psprintf(p, "%u.%u.%u.%u", net.addr[0],
+                                 net.addr[1], net.addr[2], net.addr[3]);
+        return;
+    }
+    out->host = ipv6_text(p, raw);
+}
+
+const char *ct_target_authority(apr_pool_t *p, const ct_target *t)
+{
+    if (t->kind == CT_HOST_IPV6) {
+        return apr_psprintf(p, "[%s]:%hu", t->host, t->port);
+    }
+    return apr_psprintf(p, "%s:%hu", t->host, t->port);
 }
 
 const char *ct_target_reason(ct_target_status st)

@@ -51,6 +51,25 @@ ct_target_status ct_target_parse(apr_pool_t *p, const char *text,
                                  ct_target *out);
 
 /**
+ * The canonical spelling of a parsed target, the one form <Proxy>
+ * sections, ProxyBlock and the logs see: a host name in lower case
+ * without a final dot; an IPv4-mapped, IPv4-compatible or NAT64 IPv6
+ * address as the IPv4 address it carries; any other IPv6 address in
+ * RFC 5952 form (lower case, no leading zeros, the longest run of two or
+ * more zero groups, the first of equal runs, shortened to "::").
+ * @param p   pool for the new host
+ * @param in  a target ct_target_parse() accepted
+ * @param out receives the canonical target (may be in)
+ */
+void ct_target_canonical(apr_pool_t *p, const ct_target *in,
+                         ct_target *out);
+
+/**
+ * The authority-form of a target: "host:port", "[ipv6]:port".
+ */
+const char *ct_target_authority(apr_pool_t *p, const ct_target *t);
+
+/**
  * A short lower-case explanation of a parse status, for logs and errors.
  */
 const char *ct_target_reason(ct_target_status st);

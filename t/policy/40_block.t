@@ -6,7 +6,11 @@
 # query, so if the name check came after DNS the answer would be a 502
 # (CT00028), and no lookup could leave the machine either way.
 #
-# ct_policy_block has "ProxyBlock -ct-blocked 127.0.0.1".
+# Addresses are compared in normal form: a NAT64 spelling of a listed
+# IPv4 address (64:ff9b::/96, and RFC 8215's 64:ff9b:1::/48) is blocked,
+# and so is an IPv4 address listed in its NAT64 form.
+#
+# ct_policy_block has "ProxyBlock -ct-blocked 127.0.0.1 64:ff9b::7f00:3".
 use strict;
 use warnings;
 use lib 't/lib';
@@ -31,6 +35,14 @@ my @cases = (
       desc => 'literal equal to a listed address (name test)' },
     { t => 'localhost:{P}', want => 403, tag => 'CT00021',
       desc => 'name resolving to a listed address' },
+    { t => '[64:ff9b::7f00:1]:{P}', want => 403, tag => 'CT00012',
+      desc => 'nat64 form of a listed address' },
+    { t => '[64:ff9b:1::7f00:1]:{P}', want => 403, tag => 'CT00012',
+      desc => 'local-use nat64 (RFC 8215) form of a listed address' },
+    { t => '127.0.0.3:{P}', want => 403, tag => 'CT00021',
+      desc => 'address listed in its nat64 form' },
+    { t => '[::ffff:127.0.0.3]:{P}', want => 403, tag => 'CT00021',
+      desc => 'ipv4-mapped address listed in its nat64 form' },
     { t => '127.0.0.2:{L2}', want => 200, tag => undef,
       desc => 'unlisted ipv4 address' },
     { t => '[::1]:{L6}', want => 200, tag => undef,

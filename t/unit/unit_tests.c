@@ -211,6 +211,9 @@ static const struct {
     { "fec0::1", NULL },
     { "128.0.0.1", NULL },
     { "::2", "unspecified" },
+    { "64:ff9b:1::7f00:1", "loopback" },
+    { "64:ff9b:1:abcd:1:2:a9fe:a9fe", "link-local" },
+    { "64:ff9b:2::7f00:1", NULL },
 };
 
 static void test_guard(apr_pool_t *p)
@@ -673,6 +676,84 @@ static void test_clients(apr_pool_t *p)
     test_client_drop_crowded(t);
 }
 
+static const struct {
+    const char *text;
+    const char *want;
+    const char *why;
+} canonical_cases[] = {
+    { "example.com:443", "example.com:443", "already canonical" },
+    { "LOCALHOST:443", "localhost:443", "name in lower case" },
+    { "localhost.:443", "localhost:443", "final dot dropped" },
+    { "Ex_A-1.Example.:8080", "ex_a-1.example:8080", "both" },
+    { "127.0.0.2:443", "127.0.0.2:443", "ipv4 as it is" },
+    { "[::ffff:127.0.0.2]:443", "127.0.0.2:443", "v4-mapped" },
+    { "[::FFFF:7F00:2]:443", "127.0.0.2:443", "v4-mapped in hex" },
+    { "[::127.0.0.2]:443", "127.0.0.2:443", "v4-compatible" },
+    { "[64:ff9b::7f00:2]:443", "127.0.0.2:443", "nat64 well-known" },
+    { "[64:FF9B:1:0:0:0:7f00:2]:1", "127.0.0.2:1", "nat64 local-use" },
+    { "[::1]:443", "[::1]:443", "ipv6 loopback stays" },
+    { "[::]:443", NULL, "unspecified refused by the parser" },
+    { "[2001:DB8:0:0:0:0:0:1]:443", "[2001:db8::1]:443", "lower, ::" },
+    { "[2001:0db8::0001]:443", "[2001:db8::1]:443", "no leading zeros" },
+    { "[2001:db8:0:1:1:1:1:1]:443", "[2001:db8:0:1:1:1:1:1]:443",
+      "one zero group is not shortened" },
+    { "[2001:0:0:1:0:0:0:1]:443", "[2001:0:0:1::1]:443",
+      "the longest run is shortened" },
+    { "[2001:db8:0:0:1:0:0:1]:443", "[2001:db8::1:0:0:1]:443",
+      "the first of equal runs" },
+    { "[fe80:0:0:0:0:0:0:0]:443", "[fe80::]:443", "run at the end" },
+    { "[0:0:0:0:0:1:0:2]:443", "[::1:0:2]:443", "run at the start" },
+    { "[::2]:443", "0.0.0.2:443", "v4-compatible in hex" },
+    { "[1:2:3:4:5:6:7:8]:443", "[1:2:3:4:5:6:7:8]:443", "no zero" },
+    { "[FFFF:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+      "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", "longest text" },
+};
+
+static void test_canonical(apr_pool_t *p)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(canonical_cases) / sizeof(*canonical_cases);
+         i++) {
+        ct_target t, c;
+        ct_target_status st = ct_target_parse(p, canonical_cases[i].text,
+                                              &t);
+        const char *got = NULL;
+        int ok;
+
+        if (st == CT_TARGET_OK) {
+            ct_target_canonical(p, &t, &c);
+            got = ct_target_authority(p, &c);
+            /* The canonical form is a target the parser accepts and
+             * that is its own canonical form. */
+            ok = ct_target_parse(p, got, &t) == CT_TARGET_OK;
+            ct_target_canonical(p, &t, &t);
+            ok = ok && strcmp(ct_target_authority(p, &t), got) == 0;
+            expect(ok, "canonical form is stable", got);
+        }
+        ok = canonical_cases[i].want
+             ? got && strcmp(got, canonical_cases[i].want) == 0
+             : got == NULL;
+        expect(ok, canonical_cases[i].why, canonical_cases[i].text);
+    }
+}
+
+static void test_net_equal(void)
+{
+    ct_net a = addr_of("127.0.0.2"), b = addr_of("64:ff9b::7f00:2");
+    ct_net c = addr_of("64:ff9b:1::7f00:2"), d = addr_of("127.0.0.3");
+    ct_net e = addr_of("::ffff:127.0.0.2"), f = addr_of("2001:db8::1");
+    ct_net g = addr_of("2001:db8:0::1");
+
+    expect(ct_net_equal(&a, &b), "nat64 equals its ipv4", "64:ff9b::");
+    expect(ct_net_equal(&a, &c), "local nat64 equals its ipv4",
+           "64:ff9b:1::");
+    expect(ct_net_equal(&a, &e), "mapped equals its ipv4", "::ffff:");
+    expect(!ct_net_equal(&a, &d), "another ipv4 differs", "127.0.0.3");
+    expect(!ct_net_equal(&a, &f), "ipv6 differs from ipv4", "2001:db8::1");
+    expect(ct_net_equal(&f, &g), "ipv6 spellings equal", "2001:db8::1");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -692,6 +773,9 @@ int main(void)
     test_loop_head();
     test_client_keys();
     test_clients(p);
+
+    test_canonical(p);
+    test_net_equal();
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
