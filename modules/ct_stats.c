@@ -26,6 +26,7 @@ typedef struct {
     volatile apr_uint64_t handed_off;
     volatile apr_uint64_t bytes_up;
     volatile apr_uint64_t bytes_down;
+    volatile apr_uint64_t log_dropped;  /* end-of-tunnel records */
 } ct_counters;
 
 /* Where the shared segment's address survives restarts. */
@@ -94,6 +95,11 @@ void ct_stats_moved(void)
     apr_atomic_inc64(&ct_counts->handed_off);
 }
 
+void ct_stats_log_dropped(void)
+{
+    apr_atomic_inc64(&ct_counts->log_dropped);
+}
+
 void ct_stats_draining(int delta)
 {
     if (delta > 0) {
@@ -115,6 +121,7 @@ int ct_stats_status_hook(request_rec *r, int flags)
     apr_uint64_t moved = apr_atomic_read64(&ct_counts->handed_off);
     apr_uint64_t up = apr_atomic_read64(&ct_counts->bytes_up);
     apr_uint64_t down = apr_atomic_read64(&ct_counts->bytes_down);
+    apr_uint64_t dropped = apr_atomic_read64(&ct_counts->log_dropped);
 
     if (flags & AP_STATUS_SHORT) {
         ap_rprintf(r, "ConnectTunnelsLive: %u\n"
@@ -125,9 +132,10 @@ int ct_stats_status_hook(request_rec *r, int flags)
                    "ConnectTunnelsClosed: %" APR_UINT64_T_FMT "\n"
                    "ConnectTunnelsHandedOff: %" APR_UINT64_T_FMT "\n"
                    "ConnectTunnelsBytesUp: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n",
+                   "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n"
+                   "ConnectTunnelsLogDropped: %" APR_UINT64_T_FMT "\n",
                    worker + reactor, worker, reactor, draining, opened,
-                   closed, moved, up, down);
+                   closed, moved, up, down, dropped);
         return OK;
     }
     ap_rputs("<hr />\n<h2>CONNECT tunnels (mod_connect_tunnel)</h2>\n"
@@ -145,6 +153,8 @@ int ct_stats_status_hook(request_rec *r, int flags)
     ap_rprintf(r, "<tr><th align=\"left\">Bytes up / down</th><td>%"
                APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>\n",
                up, down);
+    ap_rprintf(r, "<tr><th align=\"left\">Tunnel log records dropped</th>"
+               "<td>%" APR_UINT64_T_FMT "</td></tr>\n", dropped);
     ap_rputs("</table>\n", r);
     return OK;
 }
