@@ -2,15 +2,16 @@
 # starts (the suite's own server must survive): handed-off tunnels belong
 # to no worker, so the module keeps a gracefully exiting child alive while
 # its reactors drain, until the parent's SIGTERM at the end of
-# GracefulShutdownTimeout, and closes them at once on a hard stop.  The relay is the one of this run (reactors in
-# the default run), and the expectations are stock's in every run.
+# GracefulShutdownTimeout, and closes them at once on a hard stop.  The
+# relay is the one of this run (reactors in the default run), and the
+# expectations are stock's in every run.
 #   graceful stop (SIGWINCH, GracefulShutdownTimeout 5): three tunnels
 #     still echo 1 s and 2 s later, then are closed within 5 + 5 s, and
 #     the server exits; with reactors the child logs that it drains them
 #     (CT00075), then that the SIGTERM ended the drain (CT00152), and each
-#     tunnel ends with a record end=shutdown.  (With
-#     tunnels in workers, as with stock, only the parent's SIGKILL ends
-#     them, some 9 s after GracefulShutdownTimeout: 5 + 20 s there.)
+#     tunnel ends with a record end=shutdown.  (With tunnels in workers,
+#     as with stock, only the parent's SIGKILL ends them, some 9 s after
+#     GracefulShutdownTimeout: 5 + 20 s there.)
 #   hard stop (SIGTERM): three tunnels are closed within 10 s and the
 #     server exits.
 use strict;
