@@ -10,7 +10,8 @@
  * reactor is a level-triggered epoll loop (the relaying of one tunnel is
  * in ct_rtunnel.c); idle tunnels hold only a record from a free list.
  * Timeouts are swept twice a second.  A graceful child exit waits for the
- * tunnels to end (bounded); a hard stop closes them at once.
+ * tunnels to end (bounded by ConnectTunnelDrainTimeout, or cut short by
+ * the parent's SIGTERM); a hard stop closes them at once.
  */
 
 #include "apr_atomic.h"
@@ -34,6 +35,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -45,6 +47,10 @@ static int ct_nreactors;
 static volatile apr_uint32_t ct_reserved;  /* places taken, child-wide */
 static apr_uint32_t ct_cap;                /* most places a child gives */
 static volatile apr_uint32_t ct_stopping;
+static volatile apr_uint32_t ct_working;   /* reactors in service */
+static volatile apr_uint32_t ct_pipes;     /* splice pipes open */
+static apr_uint32_t ct_pipe_cap;           /* most pipes open at once */
+static volatile sig_atomic_t ct_term;      /* SIGTERM while draining */
 static int ct_graceful;
 static apr_interval_time_t ct_drain;
 static server_rec *ct_server;
@@ -194,6 +200,31 @@ static void sweep(ct_reactor *re, apr_time_t now)
     }
 }
 
+/*
+ * The loop cannot go on: take the reactor out of service so that no
+ * worker hands it another tunnel (they would get a 200 and then silence),
+ * and close what it holds, queued tunnels included.
+ */
+static void out_of_service(ct_reactor *re)
+{
+    apr_uint32_t closed = 0;
+
+    apr_thread_mutex_lock(re->lock);
+    re->broken = 1;
+    apr_thread_mutex_unlock(re->lock);
+    apr_atomic_dec32(&ct_working);
+    adopt(re);
+    while (re->live) {
+        finish(re, re->live, CT_END_INTERNAL);
+        closed++;
+    }
+    free_dead(re);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, ct_server, CT_LOGNO(00150)
+                 "reactor %d: out of service, %u tunnels closed; %u "
+                 "reactors left in this child", re->index, closed,
+                 apr_atomic_read32(&ct_working));
+}
+
 static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 {
     ct_reactor *re = data;
@@ -207,6 +238,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
         if (n < 0 && errno != EINTR) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, errno, ct_server,
                          CT_LOGNO(00072) "reactor: epoll_wait failed");
+            out_of_service(re);
             break;
         }
         for (i = 0; i < n; i++) {
@@ -236,7 +268,8 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 
 int ct_reactor_reserve(void)
 {
-    if (ct_nreactors == 0 || apr_atomic_read32(&ct_stopping)) {
+    if (ct_nreactors == 0 || apr_atomic_read32(&ct_stopping)
+        || apr_atomic_read32(&ct_working) == 0) {
         return 0;
     }
     if (apr_atomic_inc32(&ct_reserved) >= ct_cap) {
@@ -272,28 +305,86 @@ static ct_rtunnel *new_record(ct_reactor *re)
     return t;
 }
 
+int ct_reactor_pipe_get(void)
+{
+    if (apr_atomic_inc32(&ct_pipes) >= ct_pipe_cap) {
+        apr_atomic_dec32(&ct_pipes);
+        return 0;
+    }
+    return 1;
+}
+
+void ct_reactor_pipe_put(void)
+{
+    apr_atomic_dec32(&ct_pipes);
+}
+
+/* The least loaded reactor in service (read without its lock: a hint
+ * that ct_reactor_submit() checks under it), or NULL. */
 static ct_reactor *least_loaded(void)
 {
-    ct_reactor *best = &ct_reactors[0];
+    ct_reactor *best = NULL;
     int i;
 
-    for (i = 1; i < ct_nreactors; i++) {
-        if (apr_atomic_read32(&ct_reactors[i].count)
-            < apr_atomic_read32(&best->count)) {
-            best = &ct_reactors[i];
+    for (i = 0; i < ct_nreactors; i++) {
+        ct_reactor *re = &ct_reactors[i];
+
+        if (!apr_atomic_read32(&re->broken)
+            && (best == NULL || apr_atomic_read32(&re->count)
+                                < apr_atomic_read32(&best->count))) {
+            best = re;
         }
     }
     return best;
 }
 
+/* Queue a tunnel on a reactor still in service: 0 if it is not. */
+static int enqueue(ct_reactor *re, ct_rtunnel *t)
+{
+    apr_uint64_t one = 1;
+
+    apr_thread_mutex_lock(re->lock);
+    if (re->broken) {
+        apr_thread_mutex_unlock(re->lock);
+        return 0;
+    }
+    t->owner = re;
+    apr_atomic_inc32(&re->count);
+    t->next = re->incoming;
+    re->incoming = t;
+    apr_thread_mutex_unlock(re->lock);
+    if (write(re->evfd, &one, sizeof(one)) != sizeof(one)) {
+        /* The counter is far from overflowing; the loop wakes anyway. */
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, errno, ct_server,
+                     CT_LOGNO(00073) "reactor: waking it failed");
+    }
+    return 1;
+}
+
+/* Every reactor went out of service after the place was reserved: the
+ * tunnel ends here, like one its reactor closed. */
+static void abandon(ct_rtunnel *t)
+{
+    int i;
+
+    t->end = CT_END_INTERNAL;
+    for (i = 0; i < 2; i++) {
+        close(t->fd[i]);
+    }
+    record_end(t);
+    ct_limits_release(&t->limits);
+    apr_atomic_dec32(&ct_reserved);
+}
+
 apr_status_t ct_reactor_submit(const ct_handoff *h)
 {
     ct_reactor *re = least_loaded();
-    ct_rtunnel *t = new_record(re);
-    apr_uint64_t one = 1;
+    ct_rtunnel *t;
     int i;
 
-    t->owner = re;
+    /* Records come from the first reactor's pool when none is left. */
+    t = new_record(re ? re : &ct_reactors[0]);
+    t->owner = re ? re : &ct_reactors[0];
     t->fd[0] = h->client_fd;
     t->fd[1] = h->origin_fd;
     for (i = 0; i < 2; i++) {
@@ -314,20 +405,20 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     apr_cpystrn(t->target, h->target, sizeof(t->target));
     apr_cpystrn(t->address, h->address, sizeof(t->address));
     if (h->early_len > 0) {
-        t->dir[0].pend = ct_rtunnel_take_buf(re);
+        t->dir[0].pend = ct_rtunnel_take_buf(t->owner);
         memcpy(t->dir[0].pend->data, h->early, h->early_len);
         t->dir[0].len = (apr_uint32_t)h->early_len;
     }
-    apr_atomic_inc32(&re->count);
-    apr_thread_mutex_lock(re->lock);
-    t->next = re->incoming;
-    re->incoming = t;
-    apr_thread_mutex_unlock(re->lock);
-    if (write(re->evfd, &one, sizeof(one)) != sizeof(one)) {
-        /* The counter is far from overflowing; the loop wakes anyway. */
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, errno, ct_server,
-                     CT_LOGNO(00073) "reactor: waking it failed");
+    /* A reactor can go out of service meanwhile: try the next one (the
+     * record and its buffer, all of one size, may change free lists). */
+    for (i = 0; re != NULL && i <= CT_REACTOR_MAX; i++) {
+        if (enqueue(re, t)) {
+            return APR_SUCCESS;
+        }
+        re = least_loaded();
     }
+    ct_rtunnel_release(t);
+    abandon(t);
     return APR_SUCCESS;
 }
 
@@ -336,7 +427,7 @@ static void size_cap(server_rec *s)
 {
     struct rlimit rl;
     int threads = 0;
-    rlim_t spare;
+    rlim_t spare, room;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -345,13 +436,20 @@ static void size_cap(server_rec *s)
         }
     }
     (void)ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    spare = CT_FD_RESERVE + 4 * (rlim_t)threads;
-    /* Two descriptors a tunnel, after what the rest of the child needs. */
-    ct_cap = rl.rlim_cur > spare ? (apr_uint32_t)((rl.rlim_cur - spare) / 2)
-                                 : 0;
+    spare = CT_FD_RESERVE + CT_FD_PER_WORKER * (rlim_t)threads;
+    room = rl.rlim_cur > spare ? rl.rlim_cur - spare : 0;
+    /* A quarter of the room is for splice pipes (two descriptors each,
+     * the reactors' spare ones included): a direction whose sink does
+     * not read keeps its pipe, and past this budget a direction copies
+     * through a buffer instead.  The rest: two sockets a tunnel. */
+    ct_pipe_cap = (apr_uint32_t)(room / 8);
+    ct_cap = (apr_uint32_t)((room - 2 * (rlim_t)ct_pipe_cap) / 2);
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, CT_LOGNO(00074)
                  "reactor: up to %u tunnels per child (descriptor limit %lu)",
                  ct_cap, (unsigned long)rl.rlim_cur);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, CT_LOGNO(00151)
+                 "reactor: up to %u splice pipes per child, then buffers",
+                 ct_pipe_cap);
 }
 
 static apr_status_t start_reactor(ct_reactor *re, apr_pool_t *pchild)
@@ -360,6 +458,7 @@ static apr_status_t start_reactor(ct_reactor *re, apr_pool_t *pchild)
     apr_status_t rv;
 
     memset(re, 0, sizeof(*re));
+    re->index = (int)(re - ct_reactors);
     re->epfd = re->evfd = -1;
     if ((rv = apr_pool_create(&re->pool, pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&re->lock, APR_THREAD_MUTEX_DEFAULT,
@@ -401,38 +500,61 @@ static void stop_reactors(void)
     ct_nreactors = 0;
 }
 
+/* The parent's SIGTERM (see drain()); the MPM's own handler for it in a
+ * child's main thread does nothing but interrupt a wait. */
+static void on_term(int sig)
+{
+    (void)sig;
+    ct_term = 1;
+}
+
 /*
  * Runs in the child's main thread after the workers are gone.  A graceful
- * exit (restart, graceful stop, idle reaping, MaxConnectionsPerChild)
- * waits here while the reactors keep relaying, as stock keeps a worker
- * busy; a hard stop does not wait.
+ * exit (graceful restart or stop, idle retirement under MaxSpareThreads,
+ * MaxConnectionsPerChild) waits here while the reactors keep relaying, as
+ * stock keeps a worker busy; a hard stop does not wait.  httpd bounds
+ * only a graceful stop, by GracefulShutdownTimeout, and does so from the
+ * parent: at that deadline it sends the child SIGTERM (and SIGKILL some
+ * 9 s later).  A child cannot tell a retirement from a graceful stop
+ * before that (the same "graceful" message on the pipe of death, the
+ * same generation), so it does not apply GracefulShutdownTimeout itself:
+ * only ConnectTunnelDrainTimeout bounds the wait, and a SIGTERM ends it
+ * at once, closing the tunnels cleanly before the SIGKILL.
  */
 static apr_status_t drain(void *data)
 {
-    apr_interval_time_t limit = ct_drain;
+    struct sigaction sa, old;
     apr_time_t until;
-    int draining;
+    int draining, caught;
 
     (void)data;
     apr_atomic_set32(&ct_stopping, 1);
-    if (ap_graceful_shutdown_timeout > 0
-        && (limit == 0
-            || apr_time_from_sec(ap_graceful_shutdown_timeout) < limit)) {
-        limit = apr_time_from_sec(ap_graceful_shutdown_timeout);
-    }
-    until = limit > 0 ? apr_time_now() + limit : 0;
+    until = ct_drain > 0 ? apr_time_now() + ct_drain : 0;
     draining = ct_graceful && apr_atomic_read32(&ct_reserved) > 0;
     if (draining) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_term;
+        sigemptyset(&sa.sa_mask);
+        ct_term = 0;
+        caught = sigaction(SIGTERM, &sa, &old) == 0;
         ct_stats_draining(1);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct_server, CT_LOGNO(00075)
                      "reactor: child exiting, draining %u tunnels",
                      apr_atomic_read32(&ct_reserved));
-    }
-    while (draining && apr_atomic_read32(&ct_reserved) > 0
-           && (until == 0 || apr_time_now() < until)) {
-        apr_sleep(apr_time_from_msec(100));
-    }
-    if (draining) {
+        while (apr_atomic_read32(&ct_reserved) > 0 && !ct_term
+               && (until == 0 || apr_time_now() < until)) {
+            apr_sleep(apr_time_from_msec(100));
+        }
+        if (ct_term || apr_atomic_read32(&ct_reserved) > 0) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct_server,
+                         CT_LOGNO(00152) "reactor: drain ended (%s), "
+                         "closing %u tunnels", ct_term ? "SIGTERM"
+                         : "ConnectTunnelDrainTimeout",
+                         apr_atomic_read32(&ct_reserved));
+        }
+        if (caught) {
+            (void)sigaction(SIGTERM, &old, NULL);
+        }
         ct_stats_draining(-1);
     }
     stop_reactors();
@@ -450,6 +572,9 @@ void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
     ct_stopping = 0;
     ct_graceful = 0;
     ct_reserved = 0;
+    ct_pipes = 0;
+    ct_pipe_cap = 0;
+    ct_working = 0;
     ct_drain = drain_limit;
     /* prefork cannot tell a graceful stop from a hard one: no hand-off. */
     if (ap_mpm_query(AP_MPMQ_IS_THREADED, &threaded) != APR_SUCCESS
@@ -469,6 +594,7 @@ void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
         }
         ct_nreactors++;
     }
+    ct_working = (apr_uint32_t)ct_nreactors;
     if (ct_nreactors > 0) {
         apr_pool_pre_cleanup_register(pchild, NULL, drain);
     }

@@ -18,8 +18,9 @@
 /* Reads and partial-write buffers of a reactor (one scratch per thread). */
 #define CT_REACTOR_BUFSIZE (64 * 1024)
 
-/* Room for the end-of-tunnel record's texts, copied at hand-off. */
-#define CT_REACTOR_TEXT 200
+/* Room for the end-of-tunnel record's target, copied at hand-off: a host
+ * name of up to 255 characters, brackets, a colon, a port and the NUL. */
+#define CT_REACTOR_TEXT 264
 
 /* What a worker gives a reactor.  Descriptors are the reactor's from the
  * call on; the texts are copied. */
@@ -46,8 +47,8 @@ typedef struct ct_handoff_s {
  * limit to the hard one, derive the cap on handed-off tunnels, start
  * threads reactor threads, and arrange for a graceful exit to drain.
  * @param max   a lower cap than the descriptor limit gives (0: none)
- * @param drain longest a graceful exit waits for tunnels (0: no bound but
- *              GracefulShutdownTimeout)
+ * @param drain longest a graceful exit waits for tunnels (0: no bound of
+ *              its own; a graceful stop's end is the parent's SIGTERM)
  */
 void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
                            int max, apr_interval_time_t drain);

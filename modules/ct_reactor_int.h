@@ -32,8 +32,13 @@
 /* Records are carved from the reactor's pool this many at a time. */
 #define CT_SLAB 64
 
-/* Descriptors a child keeps for everything but handed-off tunnels. */
+/* Descriptors a child keeps for everything but its workers and the
+ * reactors' tunnels and pipes. */
 #define CT_FD_RESERVE 256
+
+/* Most descriptors a worker's tunnel holds: the client and origin
+ * sockets and a splice pipe (two ends) each way. */
+#define CT_FD_PER_WORKER 6
 
 /* Steps of a tunnel's two directions per wake-up. */
 #define CT_ROUNDS 16
@@ -120,6 +125,8 @@ struct ct_reactor {
     ct_rtunnel *live;           /* reactor thread only */
     ct_rtunnel *dead;           /* closed in this batch, freed after it */
     char *scratch;
+    int index;                  /* for log lines */
+    volatile apr_uint32_t broken;   /* out of service: set under lock */
     volatile apr_uint32_t count;    /* tunnels it holds */
     volatile apr_uint32_t stop;     /* close everything and exit */
 };
@@ -152,6 +159,18 @@ ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re);
  * Give back the buffers and pipes a finished tunnel holds.
  */
 void ct_rtunnel_release(ct_rtunnel *t);
+
+/**
+ * Take a place for one more open splice pipe from the child's budget (a
+ * share of its descriptors); 0 when the budget is spent: the direction
+ * then copies through a buffer instead.
+ */
+int ct_reactor_pipe_get(void);
+
+/**
+ * Give back the place of a pipe that was closed (or never opened).
+ */
+void ct_reactor_pipe_put(void);
 
 /**
  * Close the pipes a stopping reactor kept for reuse.

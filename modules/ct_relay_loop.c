@@ -192,6 +192,17 @@ static apr_status_t early_bytes(ct_tunnel *t, ct_handoff *h)
     return APR_SUCCESS;
 }
 
+/* 0 or errno. */
+static int set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        return errno;
+    }
+    return 0;
+}
+
 apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
 {
     apr_os_sock_t cfd, ofd;
@@ -211,10 +222,17 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
      * leaves the tunnel untouched in the worker. */
     dup_c = fcntl(cfd, F_DUPFD_CLOEXEC, 0);
     dup_o = dup_c < 0 ? -1 : fcntl(ofd, F_DUPFD_CLOEXEC, 0);
-    if (dup_o < 0) {
+    /* A reactor must never block, splice(2) included, whose
+     * SPLICE_F_NONBLOCK covers only the pipe: the sockets are made
+     * non-blocking here, not left to the flag APR keeps for a timeout. */
+    if (dup_o < 0 || set_nonblocking(dup_c) != 0
+        || set_nonblocking(dup_o) != 0) {
         rv = errno;
         if (dup_c >= 0) {
             close(dup_c);
+        }
+        if (dup_o >= 0) {
+            close(dup_o);
         }
         return rv;
     }
@@ -227,7 +245,10 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
         close(dup_o);
         return rv;
     }
-    if (t->restore_timeout) {
+    /* The copies share the flag with the worker's socket: a negative
+     * timeout would make them blocking again; the MPM closes the socket
+     * without reading (aborted), so that one is not restored. */
+    if (t->restore_timeout && t->client_timeout >= 0) {
         (void)apr_socket_timeout_set(t->client, t->client_timeout);
     }
     h->client_fd = dup_c;

@@ -8,6 +8,12 @@
  * idle timeout is an info line, not an error.
  */
 
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "apr_atomic.h"
+#include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
 #include "apr_date.h"
@@ -21,9 +27,31 @@
 
 /* The end-of-tunnel log, opened by the parent so children inherit it. */
 static apr_file_t *ct_log;
+static apr_os_file_t ct_log_fd = -1;
 
-/* Longest end-of-tunnel record. */
-#define CT_RECORD_MAX 600
+/* Records this child dropped because the log program did not read. */
+static volatile apr_uint32_t ct_dropped;
+
+/* Longest end-of-tunnel record: a pipe takes a write of at most PIPE_BUF
+ * bytes (4,096 or more) whole or not at all. */
+#define CT_RECORD_MAX 1024
+
+/* A reactor writes records between events: a log program that stops
+ * reading must not stop it, so the pipe is non-blocking and a record
+ * that does not fit is dropped and counted.  The flag is on the pipe
+ * itself, which only this module writes. */
+static apr_status_t nonblocking_pipe(server_rec *s)
+{
+    int flags;
+
+    if ((flags = fcntl(ct_log_fd, F_GETFL)) < 0
+        || fcntl(ct_log_fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, CT_LOGNO(00153)
+                     "cannot make the tunnel log pipe non-blocking");
+        return errno;
+    }
+    return APR_SUCCESS;
+}
 
 apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
                                 const char *spec)
@@ -31,6 +59,7 @@ apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
     apr_status_t rv;
 
     ct_log = NULL;
+    ct_log_fd = -1;
     if (spec == NULL) {
         return APR_SUCCESS;
     }
@@ -44,7 +73,12 @@ apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
             return APR_EGENERAL;
         }
         ct_log = ap_piped_log_write_fd(pl);
-        return APR_SUCCESS;
+        if ((rv = apr_os_file_get(&ct_log_fd, ct_log)) != APR_SUCCESS
+            || (rv = nonblocking_pipe(s)) != APR_SUCCESS) {
+            ct_log = NULL;
+            ct_log_fd = -1;
+        }
+        return rv;
     }
     rv = apr_file_open(&ct_log, ap_server_root_relative(p, spec),
                        APR_WRITE | APR_APPEND | APR_CREATE | APR_LARGEFILE,
@@ -53,7 +87,38 @@ apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00009)
                      "cannot open the tunnel log '%s'", spec);
     }
+    else if ((rv = apr_os_file_get(&ct_log_fd, ct_log)) != APR_SUCCESS) {
+        ct_log = NULL;
+        ct_log_fd = -1;
+    }
     return rv;
+}
+
+/* Count a dropped record; say so at the 1st, 2nd, 4th, 8th... */
+static void dropped(void)
+{
+    apr_uint32_t n = apr_atomic_inc32(&ct_dropped) + 1;
+
+    ct_stats_log_dropped();
+    if ((n & (n - 1)) == 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, NULL, CT_LOGNO(00154)
+                     "tunnel log: %u records dropped by this child so far: "
+                     "the log program does not keep up", n);
+    }
+}
+
+/* One write of one line: O_APPEND keeps lines whole across threads and
+ * children, and a pipe takes it whole or not at all. */
+static void write_record(const char *line, apr_size_t len)
+{
+    ssize_t n;
+
+    do {
+        n = write(ct_log_fd, line, len);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        dropped();
+    }
 }
 
 void ct_report_record(const ct_tunnel_record *rec)
@@ -65,8 +130,6 @@ void ct_report_record(const ct_tunnel_record *rec)
         return;
     }
     apr_rfc822_date(date, rec->stop);
-    /* One write of one line: O_APPEND keeps lines whole across threads
-     * and children. */
     len = (apr_size_t)apr_snprintf(line, sizeof(line),
                        "[%s] client=%s target=%s address=%s mode=%s "
                        "end=%s up=%" APR_OFF_T_FMT " down=%" APR_OFF_T_FMT
@@ -75,7 +138,7 @@ void ct_report_record(const ct_tunnel_record *rec)
                        rec->address ? rec->address : "-", rec->mode,
                        rec->end, rec->up, rec->down,
                        apr_time_as_msec(rec->stop - rec->start));
-    (void)apr_file_write_full(ct_log, line, len, NULL);
+    write_record(line, len);
 }
 
 /* The proxy's name as an sf-token, or quoted as an sf-string. */

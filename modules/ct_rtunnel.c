@@ -96,6 +96,11 @@ static ct_rpipe *take_pipe(ct_reactor *re)
         re->nfree_pipes--;
         return rp;
     }
+    /* A blocked direction keeps its pipe: without a budget, tunnels
+     * whose peers do not read would take the child's descriptors. */
+    if (!ct_reactor_pipe_get()) {
+        return NULL;
+    }
     if ((rp = re->spare_pipes) != NULL) {
         re->spare_pipes = rp->next;
     }
@@ -107,9 +112,18 @@ static ct_rpipe *take_pipe(ct_reactor *re)
     if (ct_pipe_open_raw(&rp->p, CT_REACTOR_PIPE) != APR_SUCCESS) {
         rp->next = re->spare_pipes;
         re->spare_pipes = rp;
+        ct_reactor_pipe_put();
         return NULL;
     }
     return rp;
+}
+
+static void close_pipe(ct_reactor *re, ct_rpipe *rp)
+{
+    ct_pipe_close(&rp->p);
+    ct_reactor_pipe_put();
+    rp->next = re->spare_pipes;
+    re->spare_pipes = rp;
 }
 
 /* An idle direction holds no pipe; one with bytes inside is closed. */
@@ -127,9 +141,7 @@ static void give_pipe(ct_reactor *re, ct_rdir *d)
         re->nfree_pipes++;
         return;
     }
-    ct_pipe_close(&rp->p);
-    rp->next = re->spare_pipes;
-    re->spare_pipes = rp;
+    close_pipe(re, rp);
 }
 
 /* Bytes a direction holds for its sink. */
@@ -367,12 +379,14 @@ void ct_rtunnel_release(ct_rtunnel *t)
 
 void ct_rtunnel_close_pipes(ct_reactor *re)
 {
-    ct_rpipe *rp;
+    ct_rpipe *rp, *next;
 
-    for (rp = re->free_pipes; rp != NULL; rp = rp->next) {
-        ct_pipe_close(&rp->p);
+    for (rp = re->free_pipes; rp != NULL; rp = next) {
+        next = rp->next;
+        close_pipe(re, rp);
     }
     re->free_pipes = NULL;
+    re->nfree_pipes = 0;
 }
 
 #endif /* __linux__ */

@@ -45,6 +45,7 @@ typedef struct {
     volatile apr_uint64_t handed_off;
     volatile apr_uint64_t bytes_up;
     volatile apr_uint64_t bytes_down;
+    volatile apr_uint64_t log_dropped;  /* end-of-tunnel records */
     apr_uint32_t nprocs;
 } ct_counters;
 
@@ -57,11 +58,11 @@ typedef struct {
 /* Where the shared segment's address survives restarts; named after its
  * layout, so that a graceful restart into a module of another layout
  * makes a new segment rather than misread the old one. */
-#define CT_STATS_KEY "mod_connect_tunnel-counters-by-process"
+#define CT_STATS_KEY "mod_connect_tunnel-counters-by-process-v2"
 
 /* Until post_config, and if the segment cannot be had, a private copy:
  * one record, 0, that every tunnel of this process counts in. */
-static ct_counters ct_private_counters = { 0, 0, 0, 0, 0, 1 };
+static ct_counters ct_private_counters = { .nprocs = 1 };
 static ct_proc_rec ct_private_proc;
 static ct_counters *ct_counts = &ct_private_counters;
 static ct_proc_rec *ct_procs = &ct_private_proc;
@@ -224,6 +225,11 @@ void ct_stats_moved(void)
     apr_atomic_inc64(&ct_counts->handed_off);
 }
 
+void ct_stats_log_dropped(void)
+{
+    apr_atomic_inc64(&ct_counts->log_dropped);
+}
+
 void ct_stats_draining(int delta)
 {
     if (delta > 0) {
@@ -261,6 +267,7 @@ int ct_stats_status_hook(request_rec *r, int flags)
     apr_uint64_t moved = apr_atomic_read64(&ct_counts->handed_off);
     apr_uint64_t up = apr_atomic_read64(&ct_counts->bytes_up);
     apr_uint64_t down = apr_atomic_read64(&ct_counts->bytes_down);
+    apr_uint64_t dropped = apr_atomic_read64(&ct_counts->log_dropped);
 
     sum_live(&worker, &reactor, &draining);
     if (flags & AP_STATUS_SHORT) {
@@ -272,9 +279,10 @@ int ct_stats_status_hook(request_rec *r, int flags)
                    "ConnectTunnelsClosed: %" APR_UINT64_T_FMT "\n"
                    "ConnectTunnelsHandedOff: %" APR_UINT64_T_FMT "\n"
                    "ConnectTunnelsBytesUp: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n",
+                   "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n"
+                   "ConnectTunnelsLogDropped: %" APR_UINT64_T_FMT "\n",
                    worker + reactor, worker, reactor, draining, opened,
-                   closed, moved, up, down);
+                   closed, moved, up, down, dropped);
         return OK;
     }
     ap_rputs("<hr />\n<h2>CONNECT tunnels (mod_connect_tunnel)</h2>\n"
@@ -292,6 +300,8 @@ int ct_stats_status_hook(request_rec *r, int flags)
     ap_rprintf(r, "<tr><th align=\"left\">Bytes up / down</th><td>%"
                APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>\n",
                up, down);
+    ap_rprintf(r, "<tr><th align=\"left\">Tunnel log records dropped</th>"
+               "<td>%" APR_UINT64_T_FMT "</td></tr>\n", dropped);
     ap_rputs("</table>\n", r);
     return OK;
 }

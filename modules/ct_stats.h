@@ -82,6 +82,11 @@ void ct_stats_closed(ct_place place, apr_off_t up, apr_off_t down);
 void ct_stats_moved(void);
 
 /**
+ * An end-of-tunnel record was dropped: the log program did not read.
+ */
+void ct_stats_log_dropped(void);
+
+/**
  * A child started (+1) or finished (-1) draining its reactor tunnels.
  */
 void ct_stats_draining(int delta);

@@ -1,15 +1,17 @@
 # Stopping a server that carries tunnels, on a standalone httpd this test
 # starts (the suite's own server must survive): handed-off tunnels belong
 # to no worker, so the module keeps a gracefully exiting child alive while
-# its reactors drain, bounded by GracefulShutdownTimeout, and closes them
-# at once on a hard stop.  The relay is the one of this run (reactors in
-# the default run), and the expectations are stock's in every run.
+# its reactors drain, until the parent's SIGTERM at the end of
+# GracefulShutdownTimeout, and closes them at once on a hard stop.  The
+# relay is the one of this run (reactors in the default run), and the
+# expectations are stock's in every run.
 #   graceful stop (SIGWINCH, GracefulShutdownTimeout 5): three tunnels
 #     still echo 1 s and 2 s later, then are closed within 5 + 5 s, and
 #     the server exits; with reactors the child logs that it drains them
-#     (CT00075) and each tunnel ends with a record end=shutdown.  (With
-#     tunnels in workers, as with stock, only the parent's SIGKILL ends
-#     them, some 9 s after GracefulShutdownTimeout: 5 + 20 s there.)
+#     (CT00075), then that the SIGTERM ended the drain (CT00152), and each
+#     tunnel ends with a record end=shutdown.  (With tunnels in workers,
+#     as with stock, only the parent's SIGKILL ends them, some 9 s after
+#     GracefulShutdownTimeout: 5 + 20 s there.)
 #   hard stop (SIGTERM): three tunnels are closed within 10 s and the
 #     server exits.
 use strict;
@@ -22,7 +24,7 @@ use Time::HiRes qw(time sleep);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok wait_until
                    tunnel_records log_lines);
 
-plan tests => 14;
+plan tests => 15;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -77,8 +79,9 @@ EOC
     sleep 1;
     ok !grep({ !echo_ok($_, "two\n", 2) } @s),
        'graceful stop: and 2 s later';
-    # Reactors drain for GracefulShutdownTimeout; a worker in a tunnel
-    # is only ended by the parent's SIGKILL, seconds after that (stock).
+    # Reactors drain until the parent's SIGTERM at GracefulShutdownTimeout;
+    # a worker in a tunnel is only ended by the parent's SIGKILL, seconds
+    # after that (stock).
     my @at = closed_within($want eq 'reactor' ? 8 : 23, @s);
     diag sprintf 'graceful stop: closed %s s after the 2 s echo',
                  join ', ', map { defined ? sprintf('%.1f', $_) : '-' } @at;
@@ -98,10 +101,15 @@ EOC
         ok scalar log_lines(qr/CT00075: reactor: child exiting, draining 3 /,
                             $httpd->file('error_log')),
            'graceful stop: the child logged that it drains 3 tunnels';
+        ok scalar log_lines(qr/CT00152: reactor: drain ended \(SIGTERM\), /,
+                            $httpd->file('error_log')),
+           'graceful stop: the parent\'s SIGTERM at GracefulShutdownTimeout '
+           . 'ended the drain (CT00152)';
     }
     else {
         pass 'graceful stop: (tunnels in workers: no reactor record)';
         pass 'graceful stop: (tunnels in workers: no reactor drain)';
+        pass 'graceful stop: (tunnels in workers: no drain to end)';
     }
     close $_ for @s;
 }

@@ -1,15 +1,17 @@
 # Without ConnectTunnelHandoffMax the cap on a child's handed-off tunnels
 # comes from its descriptor limit ("as many as its descriptor limit
-# allows"): each tunnel holds two descriptors, and a child whose accept()
-# fails with EMFILE quits, so the reactors leave a reserve for everything
-# else (256 plus 4 per worker thread: 512 for 64 threads) and send further
-# tunnels to workers; the cap is (limit - reserve) / 2.  Standalone httpds
+# allows"): a child whose accept() fails with EMFILE quits, so the
+# reactors leave a reserve for everything else (256 plus 6 per worker
+# thread: 640 for 64 threads), give a quarter of the rest to splice pipes
+# (room / 8 pipes, see 89_fd_pipes.t) and count two descriptors a tunnel
+# for the remainder; further tunnels go to workers.  Standalone httpds
 # with one child of 64 threads, under a descriptor limit the module cannot
 # raise (soft = hard):
-#   limit 1200: cap (1200 - 512) / 2 = 344; 350 tunnels: 344 in reactors,
-#     6 in workers, all working, and the child still serves.
-#   limit 700: room for (700 - 512) / 2 = 94 tunnels; the cap must be 94
-#     and a tunnel must be handed off.
+#   limit 1500: room 860, 107 pipes, cap (860 - 214) / 2 = 323; 330
+#     tunnels: 323 in reactors, 7 in workers, all working, and the child
+#     still serves.
+#   limit 700: room 60, 7 pipes, cap (60 - 14) / 2 = 23; a tunnel must be
+#     handed off.
 # Only the default run hands tunnels off.
 use strict;
 use warnings FATAL => 'all';
@@ -95,35 +97,35 @@ sub status_when_live {
 }
 
 {
-    my $httpd = server(1200);
+    my $httpd = server(1500);
     my $port = $httpd->port;
-    is logged_cap($httpd, 1200), 344,
-       'limit 1200: the child derives a cap of 344 tunnels';
-    my @s = open_tunnels($port, 350);
-    is scalar @s, 350, 'limit 1200: 350 tunnels established and echoing';
+    is logged_cap($httpd, 1500), 323,
+       'limit 1500: the child derives a cap of 323 tunnels';
+    my @s = open_tunnels($port, 330);
+    is scalar @s, 330, 'limit 1500: 330 tunnels established and echoing';
     my %st = status_when_live($port, scalar @s);
-    is $st{ConnectTunnelsInReactors}, 344,
-       'limit 1200: status: 344 in reactors (the cap)';
-    is $st{ConnectTunnelsInWorkers}, 6, 'limit 1200: status: 6 in workers';
+    is $st{ConnectTunnelsInReactors}, 323,
+       'limit 1500: status: 323 in reactors (the cap)';
+    is $st{ConnectTunnelsInWorkers}, 7, 'limit 1500: status: 7 in workers';
     ok !grep({ !echo_ok($_, "again\n", 3) } @s),
-       'limit 1200: all still echo';
+       'limit 1500: all still echo';
     my ($gs) = CT::Reactor::http_get($port, '/server-status?auto');
-    is $gs, 200, 'limit 1200: the child still serves requests';
-    is end_all(@s), scalar @s, 'limit 1200: all tunnels end';
+    is $gs, 200, 'limit 1500: the child still serves requests';
+    is end_all(@s), scalar @s, 'limit 1500: all tunnels end';
     my $recs = wait_until(sub {
         my @r = tunnel_records($target, $httpd->file('tunnels_log'));
         @r >= @s ? \@r : undef;
     });
-    is scalar(grep { $_->{mode} eq 'reactor' } @{ $recs // [] }), 344,
-       'limit 1200: tunnels_log: 344 ended in reactors';
-    ok $httpd->stop, 'limit 1200: the standalone server is stopped';
+    is scalar(grep { $_->{mode} eq 'reactor' } @{ $recs // [] }), 323,
+       'limit 1500: tunnels_log: 323 ended in reactors';
+    ok $httpd->stop, 'limit 1500: the standalone server is stopped';
 }
 
 {
     my $httpd = server(700);
     my $port = $httpd->port;
-    is logged_cap($httpd, 700), 94,
-       'limit 700: the child derives a cap of (700 - 512) / 2 = 94 tunnels';
+    is logged_cap($httpd, 700), 23,
+       'limit 700: the child derives a cap of (60 - 14) / 2 = 23 tunnels';
     my @s = open_tunnels($port, 1);
     is scalar @s, 1, 'limit 700: a tunnel is established';
     my %st = status_when_live($port, scalar @s);
