@@ -32,7 +32,8 @@ my $libexec;
     }
     die "no mod_proxy in $file" unless $libexec;
 }
-my $before = qq{LoadModule proxy_connect_module "$libexec/mod_proxy_connect.so"\n};
+my $before = "LoadModule proxy_connect_module "
+           . qq{"$libexec/mod_proxy_connect.so"\n};
 
 my $origin = listener();
 my $oport = $origin->sockport;
