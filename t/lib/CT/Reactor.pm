@@ -26,7 +26,7 @@ our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
                     wait_until access_lines tunnel_records log_lines
                     children_of fd_count rss_kb churn free_port
                     status_auto http_get write_all mark_logs
-                    holders test_cert);
+                    holders test_cert exchange);
 
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
@@ -527,6 +527,44 @@ sub churn {
     }
     close $_->{s} for values %c;
     return ($ok, $bad + ($count - $ok - $bad));
+}
+
+# Both ends of one tunnel at once, with non-blocking I/O: $client sends
+# $up and $origin sends $down, each half-closes when its part is out, and
+# each reads the other's until end of stream (or $secs pass).  Returns
+# (bytes the origin got, bytes the client got).
+sub exchange {
+    my ($client, $origin, $up, $down, $secs) = @_;
+    my %out = (c => $up, o => $down);
+    my %in = (c => '', o => '');
+    my %eof = (c => 0, o => 0);
+    my %sock = (c => $client, o => $origin);
+    $_->blocking(0) for values %sock;
+    my $deadline = time + ($secs // 30);
+    while ((!$eof{c} || !$eof{o}) && time < $deadline) {
+        my $r = IO::Select->new(map { $sock{$_} } grep { !$eof{$_} } 'c', 'o');
+        my $w = IO::Select->new(map { $sock{$_} }
+                                grep { defined $out{$_} } 'c', 'o');
+        my ($cr, $cw) = IO::Select->select($r, $w, undef, 0.5);
+        for my $k ('c', 'o') {
+            my $s = $sock{$k};
+            if ($cw && grep { $_ == $s } @$cw) {
+                my $n = syswrite $s, $out{$k};
+                substr($out{$k}, 0, $n, '') if $n;
+                if (!length $out{$k}) {
+                    shutdown $s, 1;
+                    $out{$k} = undef;
+                }
+            }
+            if ($cr && grep { $_ == $s } @$cr) {
+                my $n = sysread $s, $in{$k}, 262144, length $in{$k};
+                $eof{$k} = 1 if defined $n && $n == 0;
+                $eof{$k} = 1 if !defined $n && !$!{EAGAIN} && !$!{EINTR};
+            }
+        }
+    }
+    $_->blocking(1) for values %sock;
+    return ($in{o}, $in{c});
 }
 
 ############################################################################

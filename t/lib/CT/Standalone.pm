@@ -28,9 +28,11 @@ my %started;    # pid => 1 for servers still to stop
 
 sub t_dir { Apache::Test::vars('t_dir') }
 
-# LoadModule lines for the named system modules, then this tree's module.
+# LoadModule lines for the named system modules, then $before (lines to
+# load ahead of this module, e.g. another module to test the order), then
+# this tree's module.
 sub load_lines {
-    my @want = @_;
+    my ($before, @want) = @_;
     my $file = t_dir() . '/conf/modules.conf';
     open my $fh, '<', $file or die "open $file: $!";
     my %line;
@@ -42,6 +44,7 @@ sub load_lines {
         $text .= $line{$_} // die "no LoadModule for $_ in $file";
     }
     my $so = Apache::Test::vars('top_dir') . '/.libs/mod_connect_tunnel.so';
+    $text .= $before // '';
     $text .= qq{LoadModule connect_tunnel_module "$so"\n};
     return $text;
 }
@@ -53,14 +56,16 @@ sub scratch_dir {
     return tempdir('standalone-XXXXXX', DIR => $base, CLEANUP => 1);
 }
 
-# A configuration file: base modules, extra modules, logs in $dir, body.
+# A configuration file: base modules, extra modules, $o{before}, this
+# module, logs in $dir, body.
 sub write_config {
     my ($dir, $body, %o) = @_;
     my $user  = Apache::Test::vars('user');
     my $group = Apache::Test::vars('group');
     my $file = "$dir/httpd.conf";
     open my $fh, '>', $file or die "write $file: $!";
-    print $fh load_lines(@BASE_MODULES, @{ $o{modules} || [] }),
+    print $fh load_lines($o{before}, @BASE_MODULES,
+                         @{ $o{modules} || [] }),
               qq{ServerRoot "$dir"\n},
               qq{ServerName localhost\n},
               qq{ErrorLog "$dir/error_log"\n},
