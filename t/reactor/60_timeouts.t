@@ -115,6 +115,11 @@ ok $t{busy}->{pings} >= 6 && $t{busy}->{last_ping} > 3.4,
 in_window(since($t{busy}, 'sent'), 2, 'busy: closed after its last ping,');
 in_window(since($t{life}, 'asked'), 3,
           'life: closed although never idle, after its CONNECT,');
+note sprintf 'measured: idle %s s, busy %s s after the last bytes, '
+             . 'life %s s after its CONNECT',
+     map { defined $_ ? sprintf('%.3f', $_) : 'never' }
+     since($t{idle}, 'sent'), since($t{busy}, 'sent'),
+     since($t{life}, 'asked');
 ok $t{life}->{pings} >= 2, 'life: it echoed pings until then';
 ok !grep({ $_->{stray} } values %t), 'no stray bytes on any tunnel';
 

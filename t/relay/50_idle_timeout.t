@@ -23,7 +23,7 @@ use CT::Origin ();
 use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
                  log_lines_since wait_tunnel_record);
 
-plan tests => 2 * 11 + 8;
+plan tests => 2 * 10 + 8;
 
 # The timeout, and the window around it a close must fall in.
 my ($LIMIT, $EARLY, $LATE) = (2, 0.2, 1.5);
@@ -101,6 +101,9 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
        "$vhost: CT00050 gives the idle time measured since the last byte"
         or diag 'logged ' . ($idle_ms // 'nothing') . " ms, client saw "
                 . int($took * 1000) . ' ms';
+    note sprintf "$vhost: the client saw the close %.3f s, the origin %.3f s"
+                 . " after the last byte; CT00050 says %s ms", $took,
+                 ($rep->{end_at} // 0) - $sent_at, $idle_ms // '-';
     my @errors = grep { /:(?:error|crit|alert|emerg)\]/
                         && /127\.0\.0\.1:(?:$port|$client_port)\b/ }
                  log_lines_since('error_log', $elog);

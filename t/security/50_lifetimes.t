@@ -131,6 +131,13 @@ while (time < $t_begin + 12) {
     ok tunnel_end("127.0.0.1:$port", 'idle-timeout') >= 1;
 }
 
+t_debug(sprintf 'measured: idle tunnel closed %s s (client), %s s (origin) '
+        . 'after its last bytes; lifetime tunnel %s s after its CONNECT',
+        map { defined $_ ? sprintf('%.3f', $_) : 'never' }
+        $t{idle}{closed} && $t{idle}{closed} - $t{idle}{sent},
+        $t{idle}{o_closed} && $t{idle}{o_closed} - $t{idle}{sent},
+        $t{life}{closed} && $t{life}{closed} - $t{life}{asked});
+
 # The busy tunnel on the same virtual host: still open, still relays.
 {
     my $t = $t{busy};
