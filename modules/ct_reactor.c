@@ -63,7 +63,7 @@ static void record_end(ct_rtunnel *t)
     rec.start = t->start;
     rec.opened = t->opened;
     rec.last = t->last;
-    rec.stop = apr_time_now();
+    rec.stop = t->stop;
     ct_report_finished(ct_server, &rec, t->end,
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
     ct_stats_closed(CT_IN_REACTOR, rec.up, rec.down);
@@ -78,6 +78,9 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
         return;
     }
     t->end = end;
+    /* Taken before the close, so that the times the record measures are
+     * never longer than what the peers see. */
+    t->stop = apr_time_now();
     for (i = 0; i < 2; i++) {
         ct_rtunnel_unwatch(t, i);
         close(t->fd[i]);

@@ -92,6 +92,7 @@ struct ct_rtunnel {
     apr_time_t opened;          /* the idle and lifetime clocks started */
     apr_time_t last;            /* last payload byte either way */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
+    apr_time_t stop;            /* when it was closed */
     apr_interval_time_t idle;
     apr_interval_time_t lifetime;
     apr_off_t up0;              /* moved before the hand-off */
