@@ -37,11 +37,6 @@ plan tests => 5 + 4 + 5 + 4 + 4;
 # Seconds within which the peers must see a dead tunnel closed.
 my $BOUND = 3;
 
-# httpd's lingering close of a client connection that did not fail (it
-# reads and discards for up to 2 s before closing): a client whose origin
-# reset is closed that much later in a worker.
-my $LINGER = 2;
-
 # What a socket's write error looks like once the proxy closed its side.
 my $CLOSED = qr/^write [12]: (?:Broken pipe|Connection reset by peer)$/;
 
@@ -237,10 +232,10 @@ sub sleep_until {
     my (undef, $state) = read_to_eof($s, 10);
     is $state, 'eof', "the client sees the origin's half-close";
     my $rep = $origin->wait_for(1, 'reset_at', 10) // {};
-    sleep_until(($rep->{reset_at} // time) + $BOUND + $LINGER);
+    sleep_until(($rep->{reset_at} // time) + $BOUND);
     like probe($s), $CLOSED,
          "origin half-close then reset: the client's connection is closed "
-         . 'within ' . ($BOUND + $LINGER) . ' s (its writes fail)';
+         . "within $BOUND s (its writes fail)";
     record_says($mark, $origin->port, undef, 'origin half-close then reset');
     close $s;
     $origin->stop;
