@@ -356,8 +356,12 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         return;
     }
     end = ct_tunnel_run(tunnel);
-    if (end == CT_END_CLIENT_ERROR) {
-        /* Nothing more can reach this client; skip the lingering close. */
+    if (end == CT_END_CLIENT_ERROR
+        || (end == CT_END_ORIGIN_ERROR && r->connection->master == NULL)) {
+        /* Nothing more can reach this client, or nothing more will: skip
+         * the lingering close, which would read and discard the client's
+         * bytes for up to 30 s, so that it sees the tunnel closed as a
+         * reactor closes it.  (A stream was reset by ct_tunnel_run.) */
         r->connection->aborted = 1;
     }
     ct_report_end(r, target, tunnel, end, s->idle_timeout, s->max_lifetime);

@@ -67,7 +67,9 @@ static void record_end(ct_rtunnel *t)
     rec.up = t->up0 + (apr_off_t)t->dir[0].bytes;
     rec.down = t->down0 + (apr_off_t)t->dir[1].bytes;
     rec.start = t->start;
-    rec.stop = apr_time_now();
+    rec.opened = t->opened;
+    rec.last = t->last;
+    rec.stop = t->stop;
     ct_report_finished(ct_server, &rec, t->end,
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
     ct_stats_closed(CT_IN_REACTOR, rec.up, rec.down);
@@ -82,6 +84,9 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
         return;
     }
     t->end = end;
+    /* Taken before the close, so that the times the record measures are
+     * never longer than what the peers see. */
+    t->stop = apr_time_now();
     for (i = 0; i < 2; i++) {
         ct_rtunnel_unwatch(t, i);
         close(t->fd[i]);
@@ -225,6 +230,22 @@ static void out_of_service(ct_reactor *re)
                  apr_atomic_read32(&ct_working));
 }
 
+/* Milliseconds epoll may wait: until the next sweep is due (events in
+ * between must not push it back), or for ever with nothing to sweep. */
+static int sweep_wait(const ct_reactor *re, apr_time_t last_sweep)
+{
+    apr_interval_time_t left = last_sweep + CT_SWEEP - apr_time_now();
+
+    if (re->live == NULL) {
+        return -1;
+    }
+    if (left <= 0) {
+        return 0;
+    }
+    /* Rounded up: waking a little early would only wait again. */
+    return (int)((left + 999) / 1000);
+}
+
 static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 {
     ct_reactor *re = data;
@@ -234,7 +255,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 
     while (!apr_atomic_read32(&re->stop)) {
         n = epoll_wait(re->epfd, events, CT_EVENTS,
-                       re->live ? (int)apr_time_as_msec(CT_SWEEP) : -1);
+                       sweep_wait(re, last_sweep));
         if (n < 0 && errno != EINTR) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, errno, ct_server,
                          CT_LOGNO(00072) "reactor: epoll_wait failed");
@@ -392,10 +413,12 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
         t->side[i].side = i;
     }
     t->start = h->start;
-    t->last = apr_time_now();
+    /* The clocks the worker started go on: a hand-off restarts neither. */
+    t->opened = h->opened;
+    t->last = h->last;
     t->idle = h->idle;
     t->lifetime = h->lifetime;
-    t->deadline = h->lifetime > 0 ? t->last + h->lifetime : 0;
+    t->deadline = h->lifetime > 0 ? t->opened + h->lifetime : 0;
     t->nohalfclose = h->nohalfclose;
     t->zero_copy = h->zero_copy;
     t->up0 = h->up;

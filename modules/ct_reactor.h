@@ -34,6 +34,8 @@ typedef struct ct_handoff_s {
     int nohalfclose;
     int zero_copy;              /* splice(2) while bytes flow */
     apr_time_t start;           /* when the CONNECT arrived */
+    apr_time_t opened;          /* the idle and lifetime clocks started */
+    apr_time_t last;            /* last moved something in the worker */
     apr_off_t up;               /* bytes already moved in the worker */
     apr_off_t down;
     const char *client;         /* client address */

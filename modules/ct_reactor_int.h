@@ -93,9 +93,11 @@ struct ct_rtunnel {
     int hup[2];                 /* the socket hung up: only reads left */
     ct_rside side[2];
     ct_rdir dir[2];
-    apr_time_t start;
+    apr_time_t start;           /* when the CONNECT arrived */
+    apr_time_t opened;          /* the idle and lifetime clocks started */
     apr_time_t last;            /* last payload byte either way */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
+    apr_time_t stop;            /* when it was closed */
     apr_interval_time_t idle;
     apr_interval_time_t lifetime;
     apr_off_t up0;              /* moved before the hand-off */

@@ -231,6 +231,7 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     t->client = ap_get_conn_socket(c);
     t->bufsize = bufsize;
     t->idle = r->server->timeout;
+    t->opened = t->last = apr_time_now();
     t->bb_up = apr_brigade_create(r->pool, c->bucket_alloc);
     t->bb_down = apr_brigade_create(r->pool, c->bucket_alloc);
     t->nohalfclose = apr_table_get(r->subprocess_env,
@@ -273,7 +274,8 @@ void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
                             apr_interval_time_t lifetime)
 {
     t->idle = idle;
-    t->deadline = lifetime > 0 ? apr_time_now() + lifetime : 0;
+    t->opened = t->last = apr_time_now();
+    t->deadline = lifetime > 0 ? t->opened + lifetime : 0;
 }
 
 /* Write what the core output filter holds, without blocking. */

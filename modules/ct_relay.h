@@ -104,6 +104,13 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, struct ct_handoff_s *h);
 void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down);
 
 /**
+ * When the tunnel's idle and lifetime clocks started (opened) and when
+ * it last moved something (last; opened if nothing moved yet).
+ */
+void ct_tunnel_times(const ct_tunnel *t, apr_time_t *opened,
+                     apr_time_t *last);
+
+/**
  * A short lower-case name for an end reason, for logs and notes.
  */
 const char *ct_end_name(ct_end end);

@@ -42,6 +42,8 @@ struct ct_tunnel {
     char *upbuf;                /* client reads once the input is taken */
     apr_size_t bufsize;
     apr_interval_time_t idle;
+    apr_time_t opened;          /* the idle and lifetime clocks started */
+    apr_time_t last;            /* last step that moved something */
     apr_time_t deadline;        /* end of the maximum lifetime, or 0 */
     apr_pollset_t *pollset;
     apr_pollfd_t pfd[2];        /* registered events in reqevents */

@@ -92,7 +92,7 @@ static ct_end check_signalled(ct_tunnel *t, const apr_pollfd_t *fds,
 
 static ct_end run_loop(ct_tunnel *t)
 {
-    apr_time_t last = apr_time_now(), now;
+    apr_time_t now;
     apr_interval_time_t wait;
     const apr_pollfd_t *signalled;
     apr_int32_t n;
@@ -106,12 +106,12 @@ static ct_end run_loop(ct_tunnel *t)
         }
         now = apr_time_now();
         if (t->moved) {
-            last = now;
+            t->last = now;
         }
         if (t->deadline && now >= t->deadline) {
             return CT_END_LIFETIME;
         }
-        wait = w.again ? 0 : last + t->idle - now;
+        wait = w.again ? 0 : t->last + t->idle - now;
         if (!w.again && wait <= 0) {
             return CT_END_IDLE;
         }
@@ -256,6 +256,8 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     h->nohalfclose = t->nohalfclose;
     h->up = t->up.bytes;
     h->down = t->down.bytes;
+    h->opened = t->opened;
+    h->last = t->last;
     return APR_SUCCESS;
 }
 
@@ -263,6 +265,13 @@ void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
 {
     *up = t->up.bytes;
     *down = t->down.bytes;
+}
+
+void ct_tunnel_times(const ct_tunnel *t, apr_time_t *opened,
+                     apr_time_t *last)
+{
+    *opened = t->opened;
+    *last = t->last;
 }
 
 const char *ct_end_name(ct_end end)

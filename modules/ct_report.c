@@ -203,6 +203,7 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
     rec.up = up;
     rec.down = down;
     rec.start = r->request_time;
+    ct_tunnel_times(t, &rec.opened, &rec.last);
     rec.stop = apr_time_now();
     apr_table_setn(r->notes, CT_NOTE_BYTES_UP,
                    apr_off_t_toa(r->pool, up));
@@ -219,20 +220,26 @@ void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
                         ct_end end, apr_interval_time_t limit)
 {
     ct_report_record(rec);
+    /* The times measured, not only the limits: how late a sweep or a
+     * busy worker closed the tunnel shows in the log. */
     if (end == CT_END_IDLE) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00050)
                      "tunnel from %s to %s closed: idle for %"
-                     APR_TIME_T_FMT " ms (%s; up %" APR_OFF_T_FMT
-                     ", down %" APR_OFF_T_FMT " bytes)", rec->client,
-                     rec->target, apr_time_as_msec(limit), rec->mode,
-                     rec->up, rec->down);
+                     APR_TIME_T_FMT " ms (limit %" APR_TIME_T_FMT
+                     " ms; %s; up %" APR_OFF_T_FMT ", down %"
+                     APR_OFF_T_FMT " bytes)", rec->client, rec->target,
+                     apr_time_as_msec(rec->stop - rec->last),
+                     apr_time_as_msec(limit), rec->mode, rec->up,
+                     rec->down);
     }
     else if (end == CT_END_LIFETIME) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00052)
                      "tunnel from %s to %s closed: maximum lifetime of %"
-                     APR_TIME_T_FMT " ms reached (%s; up %" APR_OFF_T_FMT
-                     ", down %" APR_OFF_T_FMT " bytes)", rec->client,
-                     rec->target, apr_time_as_msec(limit), rec->mode,
+                     APR_TIME_T_FMT " ms reached after %" APR_TIME_T_FMT
+                     " ms (%s; up %" APR_OFF_T_FMT ", down %"
+                     APR_OFF_T_FMT " bytes)", rec->client, rec->target,
+                     apr_time_as_msec(limit),
+                     apr_time_as_msec(rec->stop - rec->opened), rec->mode,
                      rec->up, rec->down);
     }
     else {

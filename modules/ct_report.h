@@ -56,6 +56,8 @@ typedef struct {
     apr_off_t up;               /* payload bytes client to origin */
     apr_off_t down;             /* and origin to client */
     apr_time_t start;           /* when the CONNECT arrived */
+    apr_time_t opened;          /* the idle and lifetime clocks started */
+    apr_time_t last;            /* last moved something, or opened */
     apr_time_t stop;
 } ct_tunnel_record;
 
@@ -89,8 +91,9 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
 
 /**
  * A tunnel ended, in either relay: write its end-of-tunnel record and log
- * it (at info when its idle timeout or lifetime closed it: limit is the
- * one that applied; else at debug).
+ * it (at info when its idle timeout or lifetime closed it, with the time
+ * measured since its last activity or its opening and the limit that
+ * applied; else at debug).
  */
 void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
                         ct_end end, apr_interval_time_t limit);
