@@ -437,6 +437,11 @@ static int ct_post_read_request(request_rec *r)
     return is_forward_connect(r) ? ct_handler_post_read(r) : DECLINED;
 }
 
+static void ct_pre_read_request(request_rec *r, conn_rec *c)
+{
+    ct_handler_pre_read(r, c);
+}
+
 static ct_server_conf *main_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &connect_tunnel_module);
@@ -576,6 +581,11 @@ static void register_hooks(apr_pool_t *p)
      * before its map_to_storage walks the <Proxy> sections. */
     ap_hook_post_read_request(ct_post_read_request, aszProxy, NULL,
                               APR_HOOK_MIDDLE);
+    /* RFC 9112 section 3.2: a CONNECT's Host lines are counted as they
+     * are read, before httpd replaces the value with the target. */
+    ap_hook_pre_read_request(ct_pre_read_request, NULL, NULL,
+                             APR_HOOK_MIDDLE);
+    ct_handler_register();
     ap_hook_pre_config(ct_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ct_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_optional_fn_retrieve(ct_optional_fn_retrieve, NULL, NULL,
