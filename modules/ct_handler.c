@@ -21,6 +21,8 @@
 #include "ct_target.h"
 #include "ct_origin.h"
 #include "ct_hop.h"
+#include "ct_resolve.h"
+#include "ct_via.h"
 #include "ct_relay.h"
 #include "ct_report.h"
 #include "ct_limits.h"
@@ -106,7 +108,7 @@ static int check_loop(request_rec *r)
 {
     const char *via = apr_table_get(r->headers_in, "Via");
 
-    if (via == NULL || !ct_hop_via_has(via, ct_origin_via_name(r))) {
+    if (via == NULL || !ct_hop_via_has(via, ct_via_name(r))) {
         return OK;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00144)
@@ -185,7 +187,7 @@ static int check_destination(request_rec *r, const ct_target *t,
         /* The parser accepted it, so it converts. */
         (void)inet_pton(v6 ? AF_INET6 : AF_INET, t->host, raw);
         ct_net_from_raw(v6 ? APR_INET6 : APR_INET, raw, &net);
-        denied = ct_origin_address_denied(r->pool, pol, &net);
+        denied = ct_resolve_address_denied(r->pool, pol, &net);
     }
     else {
         v = ct_rules_check(pol->rules, pol->name, NULL);
