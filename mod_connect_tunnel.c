@@ -33,6 +33,8 @@
 #include "ct_splice.h"
 #include "ct_limits.h"
 #include "ct_origin.h"
+#include "ct_resolve.h"
+#include "ct_via.h"
 #include "ct_reactor.h"
 #include "ct_report.h"
 #include "ct_stats.h"
@@ -41,83 +43,6 @@
 #ifndef CT_VERSION
 #error "CT_VERSION is not defined: build with the Makefile"
 #endif
-
-/* Numbers: the virtual host's value if set, else the main server's. */
-#define CT_MERGE(field) \
-    conf->field = add->field != CT_UNSET ? add->field : base->field
-
-static void *create_server_config(apr_pool_t *p, server_rec *s)
-{
-    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    (void)s;
-    conf->zero_copy = CT_UNSET;
-    conf->connect_timeout = CT_UNSET;
-    conf->setup_timeout = CT_UNSET;
-    conf->idle_timeout = CT_UNSET;
-    conf->max_lifetime = CT_UNSET;
-    conf->max_tunnels = CT_UNSET;
-    conf->max_per_child = CT_UNSET;
-    conf->max_per_client = CT_UNSET;
-    conf->max_per_h2conn = CT_UNSET;
-    conf->client_v4_bits = CT_UNSET;
-    conf->client_v6_bits = CT_UNSET;
-    conf->handoff = CT_UNSET;
-    conf->reactors = CT_UNSET;
-    return conf;
-}
-
-static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
-{
-    const ct_server_conf *base = basev, *add = addv;
-    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
-
-    /* A virtual host's AllowCONNECT list replaces the main server's. */
-    conf->allow_ports = add->allow_ports ? add->allow_ports
-                                         : base->allow_ports;
-    CT_MERGE(zero_copy);
-    CT_MERGE(connect_timeout);
-    CT_MERGE(setup_timeout);
-    CT_MERGE(idle_timeout);
-    CT_MERGE(max_lifetime);
-    CT_MERGE(max_tunnels);
-    CT_MERGE(max_per_child);
-    CT_MERGE(max_per_client);
-    CT_MERGE(max_per_h2conn);
-    CT_MERGE(client_v4_bits);
-    CT_MERGE(client_v6_bits);
-    CT_MERGE(handoff);
-    return conf;
-}
-
-static void *create_dir_config(apr_pool_t *p, char *dir)
-{
-    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
-
-    (void)dir;
-    dconf->default_deny = CT_UNSET;
-    dconf->trust_names = CT_UNSET;
-    return dconf;
-}
-
-/* Rules of the inner section are checked first, then the outer ones. */
-static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
-{
-    const ct_dir_conf *base = basev, *add = addv;
-    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
-
-    if (add->rules && base->rules) {
-        dconf->rules = apr_array_append(p, add->rules, base->rules);
-    }
-    else {
-        dconf->rules = add->rules ? add->rules : base->rules;
-    }
-    dconf->default_deny = add->default_deny != CT_UNSET ? add->default_deny
-                                                        : base->default_deny;
-    dconf->trust_names = add->trust_names != CT_UNSET ? add->trust_names
-                                                      : base->trust_names;
-    return dconf;
-}
 
 static ct_server_conf *server_conf(cmd_parms *cmd)
 {
@@ -185,37 +110,6 @@ static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
     return NULL;
 }
 
-/* A whole number from 0 to max, or an error naming the directive. */
-static const char *parse_count(cmd_parms *cmd, const char *arg, long max,
-                               const char *zero, int *out)
-{
-    char *end;
-    long n = strtol(arg, &end, 10);
-
-    if (!apr_isdigit(*arg) || *end != '\0' || n > max) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
-                            "(%s) to %ld", cmd->cmd->name, arg, zero, max);
-    }
-    *out = (int)n;
-    return NULL;
-}
-
-/* A time in seconds or with a unit; zero_ok for "0 means never". */
-static const char *parse_time(cmd_parms *cmd, const char *arg, int zero_ok,
-                              apr_interval_time_t *out)
-{
-    apr_interval_time_t t;
-
-    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
-        || (t == 0 && !zero_ok)) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a %stime (seconds, "
-                            "or a number with ms, s, mi or h)",
-                            cmd->cmd->name, arg, zero_ok ? "" : "positive ");
-    }
-    *out = t;
-    return NULL;
-}
-
 /* The settings below belong to the whole server: not in a virtual host. */
 static const char *set_reactor_threads(cmd_parms *cmd, void *dummy,
                                        const char *arg)
@@ -223,9 +117,11 @@ static const char *set_reactor_threads(cmd_parms *cmd, void *dummy,
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dummy;
-    return err ? err : parse_count(cmd, arg, CT_REACTOR_THREADS_MAX,
-                                   "no reactor",
-                                   &server_conf(cmd)->reactors);
+    if (err != NULL) {
+        return err;
+    }
+    return ct_conf_parse_count(cmd, arg, CT_REACTOR_THREADS_MAX, "no reactor",
+                               &server_conf(cmd)->reactors);
 }
 
 static const char *set_handoff_max(cmd_parms *cmd, void *dummy,
@@ -234,9 +130,12 @@ static const char *set_handoff_max(cmd_parms *cmd, void *dummy,
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dummy;
-    return err ? err : parse_count(cmd, arg, CT_COUNT_MAX,
-                                   "the descriptor limit decides",
-                                   &server_conf(cmd)->handoff_max);
+    if (err != NULL) {
+        return err;
+    }
+    return ct_conf_parse_count(cmd, arg, CT_COUNT_MAX,
+                               "the descriptor limit decides",
+                               &server_conf(cmd)->handoff_max);
 }
 
 static const char *set_drain_timeout(cmd_parms *cmd, void *dummy,
@@ -245,7 +144,8 @@ static const char *set_drain_timeout(cmd_parms *cmd, void *dummy,
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dummy;
-    return err ? err : parse_time(cmd, arg, 1, &server_conf(cmd)->drain);
+    return err ? err : ct_conf_parse_time(cmd, arg, 1,
+                                          &server_conf(cmd)->drain);
 }
 
 static const char *set_tunnel_log(cmd_parms *cmd, void *dummy,
@@ -266,15 +166,15 @@ static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
     apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
 
     (void)dummy;
-    return parse_time(cmd, arg, 0, (apr_interval_time_t *)
-                      ((char *)server_conf(cmd) + offset));
+    return ct_conf_parse_time(cmd, arg, 0, (apr_interval_time_t *)
+                              ((char *)server_conf(cmd) + offset));
 }
 
 static const char *set_max_lifetime(cmd_parms *cmd, void *dummy,
                                     const char *arg)
 {
     (void)dummy;
-    return parse_time(cmd, arg, 1, &server_conf(cmd)->max_lifetime);
+    return ct_conf_parse_time(cmd, arg, 1, &server_conf(cmd)->max_lifetime);
 }
 
 /* Tunnel limits (cmd_data: offset of the field); 0 means no limit. */
@@ -283,8 +183,8 @@ static const char *set_limit(cmd_parms *cmd, void *dummy, const char *arg)
     apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
 
     (void)dummy;
-    return parse_count(cmd, arg, CT_COUNT_MAX, "no limit",
-                       (int *)((char *)server_conf(cmd) + offset));
+    return ct_conf_parse_count(cmd, arg, CT_COUNT_MAX, "no limit",
+                               (int *)((char *)server_conf(cmd) + offset));
 }
 
 /* ConnectTunnelClientPrefix v4bits [v6bits]. */
@@ -363,7 +263,8 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_handoff_max, NULL, RSRC_CONF,
                   "Most tunnels one child's reactors hold (default 0: as "
                   "many as its descriptor limit allows)"),
-    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_drain_timeout, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_drain_timeout, NULL,
+                  RSRC_CONF,
                   "Longest a gracefully exiting child waits for its "
                   "tunnels (default 0: until they end, or "
                   "GracefulShutdownTimeout)"),
@@ -437,6 +338,11 @@ static int ct_post_read_request(request_rec *r)
     return is_forward_connect(r) ? ct_handler_post_read(r) : DECLINED;
 }
 
+static void ct_pre_read_request(request_rec *r, conn_rec *c)
+{
+    ct_handler_pre_read(r, c);
+}
+
 static ct_server_conf *main_conf(server_rec *s)
 {
     return ap_get_module_config(s->module_config, &connect_tunnel_module);
@@ -463,14 +369,14 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     /* Shown in the Server header and banner as ServerTokens allows. */
     ap_add_version_component(pconf, "mod_connect_tunnel/" CT_VERSION);
-    ct_origin_local_addresses(pconf, s);
-    if (ct_origin_instance_init(s->process->pool) != APR_SUCCESS) {
+    ct_resolve_local_addresses(pconf, s);
+    if (ct_via_instance_init(s->process->pool) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, CT_LOGNO(00143)
                      "cannot make up the random token of this proxy's Via "
                      "entry");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    ct_origin_hosts_names(pconf, s);
+    ct_resolve_hosts_names(pconf, s);
     /* Statistics first: their process records own the limits' counts. */
     if (ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_limits_post_config(pconf, s) != APR_SUCCESS
@@ -492,20 +398,6 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
-/* Whether any server hands tunnels off: then children run reactors. */
-static int any_handoff(server_rec *s)
-{
-    for (; s != NULL; s = s->next) {
-        ct_server_conf *conf = ap_get_module_config(s->module_config,
-                                                    &connect_tunnel_module);
-
-        if (conf->handoff != 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static void ct_child_init(apr_pool_t *pchild, server_rec *s)
 {
     ct_server_conf *conf = main_conf(s);
@@ -514,7 +406,7 @@ static void ct_child_init(apr_pool_t *pchild, server_rec *s)
 
     ct_stats_child_init(s);
     ct_limits_child_init(pchild, s);
-    ct_reactor_child_init(pchild, s, any_handoff(s) ? threads : 0,
+    ct_reactor_child_init(pchild, s, ct_conf_any_handoff(s) ? threads : 0,
                           conf->handoff_max, conf->drain);
 }
 
@@ -576,6 +468,11 @@ static void register_hooks(apr_pool_t *p)
      * before its map_to_storage walks the <Proxy> sections. */
     ap_hook_post_read_request(ct_post_read_request, aszProxy, NULL,
                               APR_HOOK_MIDDLE);
+    /* RFC 9112 section 3.2: a CONNECT's Host lines are counted as they
+     * are read, before httpd replaces the value with the target. */
+    ap_hook_pre_read_request(ct_pre_read_request, NULL, NULL,
+                             APR_HOOK_MIDDLE);
+    ct_handler_register();
     ap_hook_pre_config(ct_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(ct_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_optional_fn_retrieve(ct_optional_fn_retrieve, NULL, NULL,
@@ -594,10 +491,10 @@ static void register_hooks(apr_pool_t *p)
 /* Not AP_DECLARE_MODULE: ct_private.h already declared the log index. */
 module AP_MODULE_DECLARE_DATA connect_tunnel_module = {
     STANDARD20_MODULE_STUFF,
-    create_dir_config,
-    merge_dir_config,
-    create_server_config,
-    merge_server_config,
+    ct_conf_create_dir,
+    ct_conf_merge_dir,
+    ct_conf_create_server,
+    ct_conf_merge_server,
     ct_cmds,
     register_hooks,
     AP_MODULE_FLAG_NONE

@@ -2,12 +2,143 @@
  * Licensed under the Apache License, Version 2.0 (the "License"); you may
  * not use this file except in compliance with the License.
  *
- * ct_config.c: reading the configuration records, defaults applied, so
- * the request path never deals with "unset".
+ * ct_config.c: the configuration records' life: created with every field
+ * unset, merged ("the virtual host's if set, else the main server's"),
+ * the numbers and times directives take parsed once, and read back with
+ * the defaults applied, so the request path never deals with "unset".
  */
 
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include "httpd.h"
+#include "http_config.h"
+
+#include "ct_private.h"
 #include "ct_config.h"
 #include "ct_splice.h"
+
+/* Numbers: the virtual host's value if set, else the main server's. */
+#define CT_MERGE(field) \
+    conf->field = add->field != CT_UNSET ? add->field : base->field
+
+void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
+{
+    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    (void)s;
+    conf->zero_copy = CT_UNSET;
+    conf->connect_timeout = CT_UNSET;
+    conf->setup_timeout = CT_UNSET;
+    conf->idle_timeout = CT_UNSET;
+    conf->max_lifetime = CT_UNSET;
+    conf->max_tunnels = CT_UNSET;
+    conf->max_per_child = CT_UNSET;
+    conf->max_per_client = CT_UNSET;
+    conf->max_per_h2conn = CT_UNSET;
+    conf->client_v4_bits = CT_UNSET;
+    conf->client_v6_bits = CT_UNSET;
+    conf->handoff = CT_UNSET;
+    conf->reactors = CT_UNSET;
+    return conf;
+}
+
+void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
+{
+    const ct_server_conf *base = basev, *add = addv;
+    ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    /* A virtual host's AllowCONNECT list replaces the main server's. */
+    conf->allow_ports = add->allow_ports ? add->allow_ports
+                                         : base->allow_ports;
+    CT_MERGE(zero_copy);
+    CT_MERGE(connect_timeout);
+    CT_MERGE(setup_timeout);
+    CT_MERGE(idle_timeout);
+    CT_MERGE(max_lifetime);
+    CT_MERGE(max_tunnels);
+    CT_MERGE(max_per_child);
+    CT_MERGE(max_per_client);
+    CT_MERGE(max_per_h2conn);
+    CT_MERGE(client_v4_bits);
+    CT_MERGE(client_v6_bits);
+    CT_MERGE(handoff);
+    return conf;
+}
+
+void *ct_conf_create_dir(apr_pool_t *p, char *dir)
+{
+    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
+
+    (void)dir;
+    dconf->default_deny = CT_UNSET;
+    dconf->trust_names = CT_UNSET;
+    return dconf;
+}
+
+/* Rules of the inner section are checked first, then the outer ones. */
+void *ct_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    const ct_dir_conf *base = basev, *add = addv;
+    ct_dir_conf *dconf = apr_pcalloc(p, sizeof(*dconf));
+
+    if (add->rules && base->rules) {
+        dconf->rules = apr_array_append(p, add->rules, base->rules);
+    }
+    else {
+        dconf->rules = add->rules ? add->rules : base->rules;
+    }
+    dconf->default_deny = add->default_deny != CT_UNSET ? add->default_deny
+                                                        : base->default_deny;
+    dconf->trust_names = add->trust_names != CT_UNSET ? add->trust_names
+                                                      : base->trust_names;
+    return dconf;
+}
+
+/* A whole number from 0 to max, or an error naming the directive. */
+const char *ct_conf_parse_count(cmd_parms *cmd, const char *arg, long max,
+                                const char *zero, int *out)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+
+    if (!apr_isdigit(*arg) || *end != '\0' || n > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 "
+                            "(%s) to %ld", cmd->cmd->name, arg, zero, max);
+    }
+    *out = (int)n;
+    return NULL;
+}
+
+/* A time in seconds or with a unit; zero_ok for "0 means never". */
+const char *ct_conf_parse_time(cmd_parms *cmd, const char *arg,
+                               int zero_ok, apr_interval_time_t *out)
+{
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < 0
+        || (t == 0 && !zero_ok)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a %stime (seconds, "
+                            "or a number with ms, s, mi or h)",
+                            cmd->cmd->name, arg, zero_ok ? "" : "positive ");
+    }
+    *out = t;
+    return NULL;
+}
+
+/* Whether any server hands tunnels off: then children run reactors. */
+int ct_conf_any_handoff(server_rec *s)
+{
+    for (; s != NULL; s = s->next) {
+        ct_server_conf *conf = ap_get_module_config(s->module_config,
+                                                    &connect_tunnel_module);
+
+        if (conf->handoff != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* AllowCONNECT's default when no list is configured. */
 static const ct_port_range ct_default_ports[] = {

@@ -11,6 +11,9 @@
 
 #include "apr_tables.h"
 
+#include "httpd.h"
+#include "http_config.h"
+
 #include "ct_policy.h"
 
 /* AllowCONNECT's default: https (443) and snews (563), as in stock. */
@@ -120,5 +123,50 @@ int ct_conf_default_deny(const ct_dir_conf *dconf);
  * guard checking what it resolves to.
  */
 int ct_conf_trust_names(const ct_dir_conf *dconf);
+
+/**
+ * create_server_config: every field unset (CT_UNSET, or NULL).
+ */
+void *ct_conf_create_server(apr_pool_t *p, server_rec *s);
+
+/**
+ * merge_server_config: a fresh record, each field the virtual host's if
+ * set, else the main server's; a virtual host's AllowCONNECT list
+ * replaces the main server's.
+ */
+void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv);
+
+/**
+ * create_dir_config: no rules, the flags unset.
+ */
+void *ct_conf_create_dir(apr_pool_t *p, char *dir);
+
+/**
+ * merge_dir_config: the inner section's rules first, then the outer
+ * ones; each flag the inner section's if set.
+ */
+void *ct_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
+
+/**
+ * Parse a whole number from 0 to max for the directive cmd into *out.
+ * @param zero what 0 means, for the error message
+ * @return NULL, or an error naming the directive and the value
+ */
+const char *ct_conf_parse_count(cmd_parms *cmd, const char *arg, long max,
+                                const char *zero, int *out);
+
+/**
+ * Parse a time (seconds, or a number with ms, s, mi or h) for the
+ * directive cmd into *out; zero_ok when 0 means "never".
+ * @return NULL, or an error naming the directive and the value
+ */
+const char *ct_conf_parse_time(cmd_parms *cmd, const char *arg,
+                               int zero_ok, apr_interval_time_t *out);
+
+/**
+ * Whether any server (the main one or a virtual host) hands tunnels off
+ * to reactors: then each child runs them.
+ */
+int ct_conf_any_handoff(server_rec *s);
 
 #endif /* CT_CONFIG_H */

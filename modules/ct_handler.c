@@ -14,17 +14,21 @@
 
 #include "http_core.h"
 #include "http_protocol.h"
+#include "util_filter.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
 #include "ct_target.h"
 #include "ct_origin.h"
 #include "ct_hop.h"
+#include "ct_resolve.h"
+#include "ct_via.h"
 #include "ct_relay.h"
 #include "ct_report.h"
 #include "ct_limits.h"
 #include "ct_reactor.h"
 #include "ct_stats.h"
+#include "ct_head.h"
 #include "ct_handler.h"
 
 /* Per-request settings derived once from the configuration. */
@@ -104,7 +108,7 @@ static int check_loop(request_rec *r)
 {
     const char *via = apr_table_get(r->headers_in, "Via");
 
-    if (via == NULL || !ct_hop_via_has(via, ct_origin_via_name(r))) {
+    if (via == NULL || !ct_hop_via_has(via, ct_via_name(r))) {
         return OK;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00144)
@@ -183,7 +187,7 @@ static int check_destination(request_rec *r, const ct_target *t,
         /* The parser accepted it, so it converts. */
         (void)inet_pton(v6 ? AF_INET6 : AF_INET, t->host, raw);
         ct_net_from_raw(v6 ? APR_INET6 : APR_INET, raw, &net);
-        denied = ct_origin_address_denied(r->pool, pol, &net);
+        denied = ct_resolve_address_denied(r->pool, pol, &net);
     }
     else {
         v = ct_rules_check(pol->rules, pol->name, NULL);
@@ -252,8 +256,100 @@ static void canonicalise(request_rec *r)
     r->parsed_uri.hostinfo = (char *)authority;
 }
 
+/* The input filter that watches an HTTP/1.x request head (ct_head.h). */
+static ap_filter_rec_t *head_filter;
+
+/* The head was watched to its end: record what it showed, and leave. */
+static void head_watched(ap_filter_t *f, const ct_head *h)
+{
+    if (h->state == CT_HEAD_END) {
+        apr_table_setn(f->r->notes, CT_NOTE_HOST_FIELDS,
+                       apr_itoa(f->r->pool, h->hosts));
+    }
+    ap_remove_input_filter(f);
+}
+
+/*
+ * httpd reads the request line and the field lines one AP_MODE_GETLINE
+ * call each; the bytes pass through unchanged.  Anything but a CONNECT
+ * leaves at its request line, a CONNECT at the empty line ending its head,
+ * long before any body or tunnel byte.
+ */
+static apr_status_t head_watch(ap_filter_t *f, apr_bucket_brigade *bb,
+                               ap_input_mode_t mode, apr_read_type_e block,
+                               apr_off_t readbytes)
+{
+    apr_status_t rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
+    apr_bucket *e;
+
+    if (rv != APR_SUCCESS || mode != AP_MODE_GETLINE) {
+        return rv;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_METADATA(e)) {
+            continue;
+        }
+        /* Read as ap_rgetline will read it, which then finds it read. */
+        if ((rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        if (ct_head_feed(f->ctx, data, len)) {
+            head_watched(f, f->ctx);
+            break;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+void ct_handler_register(void)
+{
+    head_filter = ap_register_input_filter("CT_HEAD_WATCH", head_watch,
+                                           NULL, AP_FTYPE_PROTOCOL);
+}
+
+void ct_handler_pre_read(request_rec *r, conn_rec *c)
+{
+    ct_head *h;
+
+    /* An HTTP/2 stream's request is built from its HEADERS frame, with
+     * no lines to read: mod_http2 keeps one Host (the first) itself. */
+    if (c->master != NULL) {
+        return;
+    }
+    h = apr_palloc(r->pool, sizeof(*h));
+    ct_head_init(h);
+    ap_add_input_filter_handle(head_filter, h, r, c);
+}
+
+/* Step 0: one Host field, no more (RFC 9112 section 3.2), which httpd
+ * cannot tell any more once it replaced the value with the target. */
+static int check_host_fields(request_rec *r)
+{
+    const char *n = apr_table_get(r->notes, CT_NOTE_HOST_FIELDS);
+
+    if (n == NULL || atoi(n) <= 1) {
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00130)
+                  "CONNECT with more than one Host field (%s lines) "
+                  "refused", n);
+    return ct_report_refusal(r, HTTP_BAD_REQUEST, CT_PS_REQUEST_ERROR,
+                             "The request has more than one Host header "
+                             "field.");
+}
+
 int ct_handler_post_read(request_rec *r)
 {
+    int rc = check_host_fields(r);
+
+    if (rc != OK) {
+        return rc;
+    }
     canonicalise(r);
     return OK;
 }

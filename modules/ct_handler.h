@@ -42,10 +42,25 @@ int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
                      const char *url, ct_target *t, ct_dest_policy *pol);
 
 /**
+ * Register the input filter that watches HTTP/1.x request heads; from
+ * register_hooks.
+ */
+void ct_handler_register(void);
+
+/**
+ * pre_read_request: on an HTTP/1.x connection, put the head watch on the
+ * request's protocol filters.  It counts the Host field lines of a
+ * CONNECT (request note CT_NOTE_HOST_FIELDS) and leaves the chain at the
+ * request line of anything else, at the end of the head of a CONNECT.
+ */
+void ct_handler_pre_read(request_rec *r, conn_rec *c);
+
+/**
  * For a forward-proxy CONNECT, after mod_proxy marked it and before the
- * <Proxy> sections are walked: put the canonical target
- * (ct_target_canonical) in r->uri, r->filename and r->parsed_uri.
- * @return OK
+ * <Proxy> sections are walked: refuse more than one Host field line
+ * (400), else put the canonical target (ct_target_canonical) in r->uri,
+ * r->filename and r->parsed_uri.
+ * @return OK, or the status of the refusal (Proxy-Status set, logged)
  */
 int ct_handler_post_read(request_rec *r);
 

@@ -11,22 +11,18 @@
  * each have their own status and log tag.
  */
 
-#include <errno.h>
-#include <ifaddrs.h>
-#include <netdb.h>
-
 #include "apr_strings.h"
 #include "apr_lib.h"
-#include "apr_hash.h"
 
 #include "http_protocol.h"
 #include "http_request.h"
-#include "ap_listen.h"
 
 #include "ct_private.h"
 #include "ct_origin.h"
 #include "ct_report.h"
 #include "ct_hop.h"
+#include "ct_resolve.h"
+#include "ct_via.h"
 
 /* Outcome of trying every address of the next hop. */
 typedef enum {
@@ -36,58 +32,6 @@ typedef enum {
     CT_DIAL_TIMEOUT,
     CT_DIAL_DEADLINE            /* the set-up's deadline ran out */
 } ct_dial;
-
-#ifndef _PATH_HOSTS
-#define _PATH_HOSTS "/etc/hosts"
-#endif
-
-/* Longest hosts file line read; the names of a longer one are skipped. */
-#define CT_HOSTS_LINE_MAX 4096
-
-/* This server's own addresses (ct_net), set at startup. */
-static apr_array_header_t *ct_local;
-
-/* The instance's Via token (hex), set at startup. */
-static const char *ct_instance;
-
-#define CT_INSTANCE_KEY "connect_tunnel_instance"
-
-/* The names the hosts file lists, lower case, set at startup. */
-static apr_hash_t *ct_hosts_names;
-
-static void add_local(apr_array_header_t *local, int family, const void *raw)
-{
-    ct_net *net = apr_array_push(local);
-
-    ct_net_from_raw(family, raw, net);
-}
-
-/* Every address of every interface of this host. */
-static void add_interfaces(apr_array_header_t *local, server_rec *s)
-{
-    struct ifaddrs *ifs, *ifa;
-
-    if (getifaddrs(&ifs) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, CT_LOGNO(00003)
-                     "cannot list this host's interface addresses; the "
-                     "guard denies its sets and the Listen addresses only");
-        return;
-    }
-    for (ifa = ifs; ifa != NULL; ifa = ifa->ifa_next) {
-        if (ifa->ifa_addr == NULL) {
-            continue;
-        }
-        if (ifa->ifa_addr->sa_family == AF_INET) {
-            add_local(local, APR_INET,
-                      &((struct sockaddr_in *)ifa->ifa_addr)->sin_addr);
-        }
-        else if (ifa->ifa_addr->sa_family == AF_INET6) {
-            add_local(local, APR_INET6,
-                      &((struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr);
-        }
-    }
-    freeifaddrs(ifs);
-}
 
 /* Upstream proxies are spoken to in plain HTTP: say so where a
  * ProxyRemote URL asks for TLS, rather than ignore it silently. */
@@ -116,159 +60,9 @@ void ct_origin_check_remotes(server_rec *s)
     }
 }
 
-void ct_origin_local_addresses(apr_pool_t *p, server_rec *s)
-{
-    ap_listen_rec *lr;
-
-    ct_local = apr_array_make(p, 8, sizeof(ct_net));
-    for (lr = ap_listeners; lr != NULL; lr = lr->next) {
-        apr_sockaddr_t *sa = lr->bind_addr;
-
-        if (!apr_sockaddr_is_wildcard(sa)) {
-            add_local(ct_local, sa->family, sa->ipaddr_ptr);
-        }
-    }
-    /* Every address of this host, whatever httpd listens on: services
-     * bound to 0.0.0.0 answer on all of them, as on loopback. */
-    add_interfaces(ct_local, s);
-}
-
-/* Note the names of one hosts file line ("address name alias..."). */
-static void add_hosts_line(apr_pool_t *p, char *line)
-{
-    char *hash = strchr(line, '#'), *last, *word;
-
-    if (hash != NULL) {
-        *hash = '\0';
-    }
-    /* The first word is the address. */
-    if (apr_strtok(line, " \t\r\n", &last) == NULL) {
-        return;
-    }
-    while ((word = apr_strtok(NULL, " \t\r\n", &last)) != NULL) {
-        word = apr_pstrdup(p, word);
-        ap_str_tolower(word);
-        apr_hash_set(ct_hosts_names, word, APR_HASH_KEY_STRING, word);
-    }
-}
-
-void ct_origin_hosts_names(apr_pool_t *p, server_rec *s)
-{
-    char line[CT_HOSTS_LINE_MAX];
-    apr_file_t *f;
-    apr_status_t rv;
-    int whole = 1;
-
-    ct_hosts_names = apr_hash_make(p);
-    rv = apr_file_open(&f, _PATH_HOSTS, APR_FOPEN_READ | APR_FOPEN_BUFFERED,
-                       APR_OS_DEFAULT, p);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, CT_LOGNO(00120)
-                     "cannot read %s: every target name is looked up as "
-                     "an absolute DNS name", _PATH_HOSTS);
-        return;
-    }
-    while (apr_file_gets(line, sizeof(line), f) == APR_SUCCESS) {
-        /* Only whole lines count: a piece of a longer one could start
-         * with a name that would be taken for an address.  A line ends
-         * at a newline, or at the end of the file (a short read). */
-        int ends = strchr(line, '\n') != NULL
-                   || strlen(line) < sizeof(line) - 1;
-
-        if (whole && ends) {
-            add_hosts_line(p, line);
-        }
-        whole = ends;
-    }
-    apr_file_close(f);
-}
-
-/*
- * The name to give the resolver for a target.  A name with a final dot is
- * absolute: the resolver never tries it below the search list's domains
- * (resolv.conf "search", whatever "ndots" says), so the name the rules
- * and ProxyBlock checked is the name resolved.  A name the hosts file
- * lists keeps its form, since the hosts file does not match a name
- * written with a final dot.
- */
-static const char *lookup_name(apr_pool_t *p, const ct_target *t)
-{
-    apr_size_t len = strlen(t->host);
-    char *lower;
-
-    if (t->kind != CT_HOST_NAME || (len > 0 && t->host[len - 1] == '.')) {
-        return t->host;
-    }
-    lower = apr_pstrdup(p, t->host);
-    ap_str_tolower(lower);
-    if (ct_hosts_names
-        && apr_hash_get(ct_hosts_names, lower, APR_HASH_KEY_STRING)) {
-        return t->host;
-    }
-    return apr_pstrcat(p, t->host, ".", NULL);
-}
-
-const char *ct_origin_address_denied(apr_pool_t *p,
-                                     const ct_dest_policy *pol,
-                                     const ct_net *addr)
-{
-    const char *set;
-
-    /* Rules that allowed the name already leave the guard to decide. */
-    if (!pol->decided) {
-        ct_verdict v = ct_rules_check(pol->rules, pol->name, addr);
-
-        if (v.action != 0) {
-            return v.action == CT_DENY ? v.why : NULL;
-        }
-    }
-    if (!pol->default_deny) {
-        return NULL;
-    }
-    set = ct_default_denies(addr, ct_local);
-    return set ? apr_pstrcat(p, "the default guard (", set, ")", NULL)
-               : NULL;
-}
-
 static void net_of(const apr_sockaddr_t *sa, ct_net *net)
 {
     ct_net_from_raw(sa->family, sa->ipaddr_ptr, net);
-}
-
-apr_status_t ct_origin_instance_init(apr_pool_t *process_pool)
-{
-    unsigned char raw[CT_INSTANCE_BYTES];
-    char *hex;
-    void *data = NULL;
-    apr_status_t rv;
-    int i;
-
-    /* The process pool outlives restarts: so does the token, and a loop
-     * that spans a graceful restart is still recognised. */
-    apr_pool_userdata_get(&data, CT_INSTANCE_KEY, process_pool);
-    if (data != NULL) {
-        ct_instance = data;
-        return APR_SUCCESS;
-    }
-    if ((rv = apr_generate_random_bytes(raw, sizeof(raw))) != APR_SUCCESS) {
-        return rv;
-    }
-    hex = apr_palloc(process_pool, 2 * sizeof(raw) + 1);
-    for (i = 0; i < (int)sizeof(raw); i++) {
-        apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-    }
-    ct_instance = hex;
-    return apr_pool_userdata_set(hex, CT_INSTANCE_KEY, apr_pool_cleanup_null,
-                                 process_pool);
-}
-
-const char *ct_origin_via_name(request_rec *r)
-{
-    apr_port_t port = r->connection->local_addr
-                      ? r->connection->local_addr->port : 0;
-
-    return ct_hop_pseudonym(r->pool, r->server->server_hostname, port,
-                            ct_instance ? ct_instance : "0");
 }
 
 static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
@@ -428,25 +222,6 @@ static apr_status_t limit_step(ct_origin *o, const ct_setup *setup,
     return apr_socket_timeout_set(o->sock, timeout);
 }
 
-/*
- * The Via value for the upstream: the client's, then our own entry
- * (RFC 9110 7.6.3), by which a CONNECT that comes back is recognised.
- */
-static const char *via_value(request_rec *r)
-{
-    const char *theirs = apr_table_get(r->headers_in, "Via");
-    const char *ours;
-
-    ours = r->proto_num >= HTTP_VERSION(2, 0)
-           ? apr_psprintf(r->pool, "%d %s", HTTP_VERSION_MAJOR(r->proto_num),
-                          ct_origin_via_name(r))
-           : apr_psprintf(r->pool, "1.%d %s",
-                          HTTP_VERSION_MINOR(r->proto_num),
-                          ct_origin_via_name(r));
-    return theirs && *theirs ? apr_pstrcat(r->pool, theirs, ", ", ours, NULL)
-                             : ours;
-}
-
 /* Ask the upstream proxy for a tunnel to t; returns OK when it says 2xx. */
 static int upstream_request(request_rec *r, const ct_target *t,
                             const ct_setup *setup, ct_origin *o)
@@ -467,7 +242,7 @@ static int upstream_request(request_rec *r, const ct_target *t,
                       creds ? creds : "", creds ? CRLF : "",
                       maxfwd ? "Max-Forwards: " : "",
                       maxfwd ? maxfwd : "", maxfwd ? CRLF : "",
-                      "Via: ", via_value(r), CRLF,
+                      "Via: ", ct_via_value(r), CRLF,
                       "Proxy-agent: ", ap_get_server_banner(), CRLF CRLF,
                       NULL);
     len = strlen(req);
@@ -621,7 +396,7 @@ static int filter_addresses(request_rec *r, const ct_dest_policy *pol,
 
         next = sa->next;
         net_of(sa, &net);
-        denied = ct_origin_address_denied(r->pool, pol, &net);
+        denied = ct_resolve_address_denied(r->pool, pol, &net);
         if (denied) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00029)
                           "address %pI of '%.*s' denied by %s", sa, 255,
@@ -673,7 +448,7 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const char *proxyname, apr_port_t proxyport,
                    const ct_setup *setup, ct_origin *o)
 {
-    const char *host = proxyname ? proxyname : lookup_name(r->pool, t);
+    const char *host = proxyname ? proxyname : ct_resolve_name(r->pool, t);
     apr_port_t port = proxyname ? proxyport : t->port;
     apr_sockaddr_t *addrs, *local;
     apr_int32_t family = APR_UNSPEC;

@@ -45,32 +45,10 @@ typedef struct {
 } ct_origin;
 
 /**
- * Learn this host's own addresses (every interface's, and those httpd
- * listens on): the built-in guard denies them.
- */
-void ct_origin_local_addresses(apr_pool_t *p, server_rec *s);
-
-/**
- * Learn the names the hosts file lists: they are looked up as written,
- * so that the hosts file answers them; every other name of a target is
- * looked up as an absolute name, out of reach of the resolver's search
- * list.
- */
-void ct_origin_hosts_names(apr_pool_t *p, server_rec *s);
-
-/**
  * Warn where a ProxyRemote URL asks for TLS to an upstream proxy, which
  * tunnels reach in plain HTTP (post_config).
  */
 void ct_origin_check_remotes(server_rec *s);
-
-/**
- * Why the destination rules deny addr (the rule's text, or the guard's
- * set), or NULL when they allow it.
- */
-const char *ct_origin_address_denied(apr_pool_t *p,
-                                     const ct_dest_policy *pol,
-                                     const ct_net *addr);
 
 /**
  * Open the connection a tunnel to t will use.  For a direct connection
@@ -78,7 +56,7 @@ const char *ct_origin_address_denied(apr_pool_t *p,
  * only those allowed are dialled, in resolver order, at most
  * CT_MAX_ADDRESSES of them (what is checked is what is dialled: nothing is
  * resolved twice).  A target's name is resolved as an absolute name (see
- * ct_origin_hosts_names()), so the name the rules checked is the one
+ * ct_resolve_name()), so the name the rules checked is the one
  * resolved.  ProxyBlock is checked against the resolved addresses too.
  * Each connect and each read of an upstream's reply gets the step
  * timeout or what is left before the deadline, whichever is less; DNS
@@ -98,18 +76,5 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                    const ct_target *t, const ct_dest_policy *pol,
                    const char *proxyname, apr_port_t proxyport,
                    const ct_setup *setup, ct_origin *o);
-
-/**
- * Make up (at the first start) or find again (after a restart) the random
- * token that sets this instance's Via entries apart from another proxy's
- * with the same name; kept in the process pool.
- */
-apr_status_t ct_origin_instance_init(apr_pool_t *process_pool);
-
-/**
- * This proxy's received-by in Via for r: the server's name, the port r
- * arrived on and the instance token.
- */
-const char *ct_origin_via_name(request_rec *r);
 
 #endif /* CT_ORIGIN_H */

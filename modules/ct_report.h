@@ -21,6 +21,7 @@
 #define CT_NOTE_ADDRESS     "tunnel-address"
 #define CT_NOTE_MODE        "tunnel-mode"
 #define CT_NOTE_UPSTREAM_FAILED "tunnel-upstream-failed"
+#define CT_NOTE_HOST_FIELDS "tunnel-host-fields"
 
 /* RFC 9209 error types this module reports in Proxy-Status. */
 #define CT_PS_REQUEST_ERROR     "http_request_error"

@@ -18,6 +18,7 @@
 #include "ct_policy.h"
 #include "ct_hop.h"
 #include "ct_clients.h"
+#include "ct_head.h"
 
 static int passed, failed;
 
@@ -754,6 +755,77 @@ static void test_net_equal(void)
     expect(ct_net_equal(&f, &g), "ipv6 spellings equal", "2001:db8::1");
 }
 
+static const struct {
+    const char *head;
+    ct_head_state want;
+    int hosts;
+    const char *why;
+} head_cases[] = {
+    { "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", CT_HEAD_END, 1,
+      "one Host" },
+    { "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nHost: a:443\r\n\r\n",
+      CT_HEAD_END, 2, "two Host, same value" },
+    { "CONNECT a:443 HTTP/1.1\r\nhost: a\r\nX: 1\r\nHOST: b\r\n\r\n",
+      CT_HEAD_END, 2, "Host in other cases" },
+    { "CONNECT a:443 HTTP/1.1\r\nX-Host: a\r\nHosts: b\r\n"
+      "Host:a\r\n\r\n", CT_HEAD_END, 1, "names that only contain host" },
+    { "CONNECT a:443 HTTP/1.0\r\n\r\n", CT_HEAD_END, 0, "no Host" },
+    { "\r\n\r\nCONNECT a:443 HTTP/1.1\nHost: a\nHost: a\n\n",
+      CT_HEAD_END, 2, "blank lines first, bare LF" },
+    { "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\nHost: b\r\n\r\n",
+      CT_HEAD_END, 1, "nothing after the head is looked at" },
+    { "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", CT_HEAD_OTHER, 0,
+      "not a CONNECT" },
+    { "connect a:443 HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+      CT_HEAD_OTHER, 0, "method in lower case is not CONNECT" },
+    { "CONNECTX a:443 HTTP/1.1\r\nHost: a\r\n\r\n", CT_HEAD_OTHER, 0,
+      "longer method" },
+    { "PUT\r\nHost: a\r\nHost: a\r\n\r\n", CT_HEAD_OTHER, 0,
+      "short request line" },
+    { "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n", CT_HEAD_FIELDS, 1,
+      "head not ended yet" },
+};
+
+/* Feed a head in pieces of at most step bytes, from offset split on. */
+static void feed_head(ct_head *h, const char *text, apr_size_t split,
+                      apr_size_t step)
+{
+    apr_size_t len = strlen(text), at = 0, n;
+
+    ct_head_init(h);
+    if (split > 0 && split < len) {
+        (void)ct_head_feed(h, text, split);
+        at = split;
+    }
+    while (at < len) {
+        n = len - at < step ? len - at : step;
+        (void)ct_head_feed(h, text + at, n);
+        at += n;
+    }
+}
+
+/* Whole, split in two at every offset, and one byte at a time. */
+static void test_head(void)
+{
+    apr_size_t i, split;
+    ct_head h;
+
+    for (i = 0; i < sizeof(head_cases) / sizeof(*head_cases); i++) {
+        const char *text = head_cases[i].head;
+        int good = 1;
+
+        for (split = 0; split <= strlen(text); split++) {
+            feed_head(&h, text, split, strlen(text));
+            good &= h.state == head_cases[i].want
+                    && h.hosts == head_cases[i].hosts;
+        }
+        feed_head(&h, text, 0, 1);
+        good &= h.state == head_cases[i].want
+                && h.hosts == head_cases[i].hosts;
+        expect(good, "head watch", head_cases[i].why);
+    }
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -776,6 +848,7 @@ int main(void)
 
     test_canonical(p);
     test_net_equal();
+    test_head();
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
