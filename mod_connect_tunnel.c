@@ -38,6 +38,7 @@
 #include "ct_reactor.h"
 #include "ct_report.h"
 #include "ct_stats.h"
+#include "ct_metrics.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -448,6 +449,16 @@ static int ct_pre_close_connection(conn_rec *c)
     return OK;
 }
 
+/* Refusals are counted when the request is over, once, by the error type
+ * it was answered with. */
+static int ct_log_transaction(request_rec *r)
+{
+    if (is_forward_connect(r)) {
+        ct_report_count_refusal(r);
+    }
+    return DECLINED;
+}
+
 static void ct_optional_fn_retrieve(void)
 {
     ct_relay_init();
@@ -484,7 +495,10 @@ static void register_hooks(apr_pool_t *p)
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);
-    APR_OPTIONAL_HOOK(ap, status_hook, ct_stats_status_hook, NULL, NULL,
+    ap_hook_log_transaction(ct_log_transaction, NULL, NULL,
+                            APR_HOOK_MIDDLE);
+    ap_hook_handler(ct_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, ct_metrics_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }
 

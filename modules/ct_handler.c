@@ -15,6 +15,7 @@
 #include "http_core.h"
 #include "http_protocol.h"
 #include "util_filter.h"
+#include "scoreboard.h"
 
 #include "ct_private.h"
 #include "ct_config.h"
@@ -425,6 +426,21 @@ void ct_handler_pre_close(conn_rec *c)
     }
 }
 
+/*
+ * While a worker relays, its scoreboard line (ExtendedStatus) says what
+ * it holds: "CONNECT host:port", as canonical as the end-of-tunnel log's
+ * target, rather than a request line that may have been written
+ * otherwise.  A tunnel in a reactor holds no worker and has no line.
+ */
+static void show_tunnel(request_rec *r, const char *target)
+{
+    if (r->connection->sbh != NULL) {
+        ap_update_child_status_descr(r->connection->sbh, SERVER_BUSY_WRITE,
+                                     apr_pstrcat(r->pool, "CONNECT ",
+                                                 target, NULL));
+    }
+}
+
 /* Step 7: relay until the tunnel ends, then account for it. */
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                   ct_origin *o)
@@ -445,12 +461,14 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00013)
                       "setting up the tunnel to %s failed", target);
         r->connection->aborted = 1;
-        ct_stats_closed(CT_IN_WORKER, 0, 0);
+        ct_stats_closed(CT_IN_WORKER, CT_END_INTERNAL, 0, 0,
+                        apr_time_now() - r->request_time);
         return;
     }
     if (hand_off(r, s, target, tunnel)) {
         return;
     }
+    show_tunnel(r, target);
     end = ct_tunnel_run(tunnel);
     if (end == CT_END_CLIENT_ERROR
         || (end == CT_END_ORIGIN_ERROR && r->connection->master == NULL)) {
@@ -524,7 +542,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     }
     else {
         /* 7. relay (here or in a reactor) and report */
-        ct_stats_opened(CT_IN_WORKER);
+        ct_report_opened(r);
         relay(r, &s, &t, &o);
     }
     /* The origin is closed at once: no lingering in the worker. */

@@ -72,7 +72,8 @@ static void record_end(ct_rtunnel *t)
     rec.stop = t->stop;
     ct_report_finished(ct_server, &rec, t->end,
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
-    ct_stats_closed(CT_IN_REACTOR, rec.up, rec.down);
+    ct_stats_closed(CT_IN_REACTOR, t->end, rec.up, rec.down,
+                    rec.stop - rec.start);
 }
 
 /* Close a tunnel now; its record is freed after the current batch. */

@@ -172,6 +172,9 @@ int ct_report_refusal(request_rec *r, int status, const char *type,
                    apr_pstrcat(r->pool, " ", ap_escape_html(r->pool,
                                                             sentence), NULL));
     apr_table_setn(r->notes, "verbose-error-to", "*");
+    /* Counted once the request is over (ct_report_count_refusal): a
+     * request may be refused on one route and served on the next. */
+    apr_table_setn(r->notes, CT_NOTE_REFUSED, type);
     return status;
 }
 
@@ -213,7 +216,7 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
     apr_table_setn(r->notes, CT_NOTE_MODE, rec.mode);
     ct_report_finished(r->server, &rec, end,
                        end == CT_END_IDLE ? idle : lifetime);
-    ct_stats_closed(CT_IN_WORKER, up, down);
+    ct_stats_closed(CT_IN_WORKER, end, up, down, rec.stop - rec.start);
 }
 
 void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
@@ -248,6 +251,21 @@ void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
                      ", down %" APR_OFF_T_FMT " bytes, client %s",
                      rec->target, rec->end, rec->mode, rec->up, rec->down,
                      rec->client);
+    }
+}
+
+void ct_report_opened(request_rec *r)
+{
+    apr_table_unset(r->notes, CT_NOTE_REFUSED);
+    ct_stats_opened(CT_IN_WORKER, apr_time_now() - r->request_time);
+}
+
+void ct_report_count_refusal(request_rec *r)
+{
+    const char *type = apr_table_get(r->notes, CT_NOTE_REFUSED);
+
+    if (type != NULL) {
+        ct_stats_refused(type);
     }
 }
 

@@ -22,6 +22,7 @@
 #define CT_NOTE_MODE        "tunnel-mode"
 #define CT_NOTE_UPSTREAM_FAILED "tunnel-upstream-failed"
 #define CT_NOTE_HOST_FIELDS "tunnel-host-fields"
+#define CT_NOTE_REFUSED     "tunnel-refused"
 
 /* RFC 9209 error types this module reports in Proxy-Status. */
 #define CT_PS_REQUEST_ERROR     "http_request_error"
@@ -98,6 +99,18 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
  */
 void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
                         ct_end end, apr_interval_time_t limit);
+
+/**
+ * The 200 went out: count the tunnel open, and its setup time from the
+ * CONNECT's arrival; a refusal on an earlier route no longer counts.
+ */
+void ct_report_opened(request_rec *r);
+
+/**
+ * At the request's end (log_transaction): count its refusal, by the
+ * Proxy-Status error type it was answered with, if it was refused.
+ */
+void ct_report_count_refusal(request_rec *r);
 
 /**
  * Record that the tunnel went on in a reactor: the notes say so, since

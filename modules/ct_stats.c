@@ -3,20 +3,21 @@
  * not use this file except in compliance with the License.
  *
  * ct_stats.c: tunnel counters shared by all children (atomics in an
- * anonymous shared memory segment, so no lock on the relay's path) and
- * the section mod_status shows.  BusyWorkers no longer counts tunnels
- * once they live in reactors; these counters do.
+ * anonymous shared memory segment, so no lock on the relay's path), read
+ * by the mod_status section and the metrics handler (ct_metrics.c).
+ * BusyWorkers no longer counts tunnels once they live in reactors; these
+ * counters do.  Tunnels are counted when they open and end, never per
+ * byte.
  */
 
 #include "apr_atomic.h"
 #include "apr_shm.h"
 
-#include "http_protocol.h"
-#include "mod_status.h"
 #include "unixd.h"
 #include "ap_mpm.h"
 
 #include "ct_private.h"
+#include "ct_report.h"
 #include "ct_stats.h"
 
 /* Live figures of one child process (a record), and its state. */
@@ -39,6 +40,15 @@ typedef struct {
 /* Record numbers must stay below ct_clients' CT_OWNER_ALL. */
 #define CT_PROCS_MAX 0xfff0
 
+/* One histogram in shared memory: counts per bucket (the last one above
+ * every bound) and the sum of the values, in microseconds. */
+typedef struct {
+    volatile apr_uint64_t count[CT_STATS_BOUNDS_MAX + 1];
+    volatile apr_uint64_t sum;
+} ct_hist;
+
+/* Server-wide counters: they only grow (until a restart that is not
+ * graceful), whatever becomes of the children that counted. */
 typedef struct {
     volatile apr_uint64_t opened;
     volatile apr_uint64_t closed;
@@ -46,8 +56,40 @@ typedef struct {
     volatile apr_uint64_t bytes_up;
     volatile apr_uint64_t bytes_down;
     volatile apr_uint64_t log_dropped;  /* end-of-tunnel records */
+    volatile apr_uint64_t refused[CT_STATS_REFUSALS];
+    volatile apr_uint64_t ended[CT_STATS_ENDS];
+    ct_hist hist[CT_HISTS];
     apr_uint32_t nprocs;
 } ct_counters;
+
+/* Refusal reasons by index; the last stands for any other type. */
+static const char *const ct_refusal_names[CT_STATS_REFUSALS] = {
+    CT_PS_REQUEST_ERROR, CT_PS_REQUEST_DENIED, CT_PS_IP_PROHIBITED,
+    CT_PS_IP_UNROUTABLE, CT_PS_DNS_ERROR, CT_PS_REFUSED, CT_PS_TIMEOUT,
+    CT_PS_LIMIT, CT_PS_UNAVAILABLE, CT_PS_INTERNAL, CT_PS_LOOP, "other"
+};
+
+/* Histogram buckets, documented in docs/mod_connect_tunnel.html: setup
+ * in milliseconds (a dial on a LAN to a slow DNS answer or an upstream
+ * proxy), durations in seconds (a probe to a day-long tunnel). */
+static const apr_interval_time_t ct_setup_bounds[] = {
+    1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000
+};
+static const char *const ct_setup_labels[] = {
+    "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+    "1", "2.5", "5", "10"
+};
+static const apr_interval_time_t ct_duration_bounds[] = {
+    100000, 1000000, 10000000, 60000000, 300000000, 1800000000,
+    APR_INT64_C(3600000000), APR_INT64_C(14400000000),
+    APR_INT64_C(86400000000)
+};
+static const char *const ct_duration_labels[] = {
+    "0.1", "1", "10", "60", "300", "1800", "3600", "14400", "86400"
+};
+
+#define CT_NBOUNDS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* What survives a restart, kept with ap_retained_data_create(). */
 typedef struct {
@@ -58,7 +100,7 @@ typedef struct {
 /* Where the shared segment's address survives restarts; named after its
  * layout, so that a graceful restart into a module of another layout
  * makes a new segment rather than misread the old one. */
-#define CT_STATS_KEY "mod_connect_tunnel-counters-by-process-v2"
+#define CT_STATS_KEY "mod_connect_tunnel-counters-v3"
 
 /* Until post_config, and if the segment cannot be had, a private copy:
  * one record, 0, that every tunnel of this process counts in. */
@@ -167,6 +209,20 @@ int ct_stats_proc(void)
     return ct_my_proc;
 }
 
+/* A child died with tunnels it had not closed: they end as "lost", so
+ * that opened = ended + live holds, and their live figures go with the
+ * record.  Once, when the record turns GONE; the child writes no more. */
+static void count_lost(ct_proc_rec *p)
+{
+    apr_uint32_t n = apr_atomic_read32(&p->live[CT_IN_WORKER])
+                     + apr_atomic_read32(&p->live[CT_IN_REACTOR]);
+
+    if (n > 0) {
+        apr_atomic_add64(&ct_counts->closed, n);
+        apr_atomic_add64(&ct_counts->ended[CT_STATS_END_LOST], n);
+    }
+}
+
 int ct_stats_proc_exited(pid_t pid)
 {
     apr_uint32_t i;
@@ -177,6 +233,7 @@ int ct_stats_proc_exited(pid_t pid)
         if (apr_atomic_read32(&p->pid) == (apr_uint32_t)pid
             && apr_atomic_cas32(&p->state, CT_PROC_GONE, CT_PROC_LIVE)
                == CT_PROC_LIVE) {
+            count_lost(p);
             return (int)i;
         }
     }
@@ -204,18 +261,67 @@ int ct_restart_was_graceful(void)
     return ap_unixd_mpm_get_retained_data()->was_graceful;
 }
 
-void ct_stats_opened(ct_place place)
+/* Count value in the histogram of kind k. */
+static void hist_add(ct_hist_kind k, apr_interval_time_t value)
+{
+    const apr_interval_time_t *bounds = ct_setup_bounds;
+    int i, n = CT_NBOUNDS(ct_setup_bounds);
+
+    if (k == CT_HIST_DURATION) {
+        bounds = ct_duration_bounds;
+        n = CT_NBOUNDS(ct_duration_bounds);
+    }
+    if (value < 0) {
+        value = 0;      /* the clock went back */
+    }
+    for (i = 0; i < n && value > bounds[i]; i++) {
+        continue;
+    }
+    apr_atomic_inc64(&ct_counts->hist[k].count[i]);
+    apr_atomic_add64(&ct_counts->hist[k].sum, (apr_uint64_t)value);
+}
+
+void ct_stats_opened(ct_place place, apr_interval_time_t setup)
 {
     apr_atomic_inc32(&ct_procs[ct_my_proc].live[place]);
     apr_atomic_inc64(&ct_counts->opened);
+    hist_add(CT_HIST_SETUP, setup);
 }
 
-void ct_stats_closed(ct_place place, apr_off_t up, apr_off_t down)
+void ct_stats_closed(ct_place place, ct_end end, apr_off_t up,
+                     apr_off_t down, apr_interval_time_t duration)
 {
+    if (end <= CT_END_NONE || end >= CT_STATS_END_LOST) {
+        end = CT_END_INTERNAL;
+    }
     apr_atomic_dec32(&ct_procs[ct_my_proc].live[place]);
     apr_atomic_inc64(&ct_counts->closed);
+    apr_atomic_inc64(&ct_counts->ended[end]);
     apr_atomic_add64(&ct_counts->bytes_up, (apr_uint64_t)up);
     apr_atomic_add64(&ct_counts->bytes_down, (apr_uint64_t)down);
+    hist_add(CT_HIST_DURATION, duration);
+}
+
+void ct_stats_refused(const char *type)
+{
+    int i;
+
+    for (i = 0; i < CT_STATS_REFUSALS - 1; i++) {
+        if (strcmp(type, ct_refusal_names[i]) == 0) {
+            break;
+        }
+    }
+    apr_atomic_inc64(&ct_counts->refused[i]);
+}
+
+const char *ct_stats_refusal_name(int i)
+{
+    return ct_refusal_names[i];
+}
+
+const char *ct_stats_end_name(int i)
+{
+    return i == CT_STATS_END_LOST ? "lost" : ct_end_name((ct_end)i);
 }
 
 void ct_stats_moved(void)
@@ -259,49 +365,45 @@ static void sum_live(apr_uint32_t *worker, apr_uint32_t *reactor,
     }
 }
 
-int ct_stats_status_hook(request_rec *r, int flags)
+static void hist_read(ct_hist_kind k, ct_hist_view *h)
 {
-    apr_uint32_t worker, reactor, draining;
-    apr_uint64_t opened = apr_atomic_read64(&ct_counts->opened);
-    apr_uint64_t closed = apr_atomic_read64(&ct_counts->closed);
-    apr_uint64_t moved = apr_atomic_read64(&ct_counts->handed_off);
-    apr_uint64_t up = apr_atomic_read64(&ct_counts->bytes_up);
-    apr_uint64_t down = apr_atomic_read64(&ct_counts->bytes_down);
-    apr_uint64_t dropped = apr_atomic_read64(&ct_counts->log_dropped);
+    int i;
 
-    sum_live(&worker, &reactor, &draining);
-    if (flags & AP_STATUS_SHORT) {
-        ap_rprintf(r, "ConnectTunnelsLive: %u\n"
-                   "ConnectTunnelsInWorkers: %u\n"
-                   "ConnectTunnelsInReactors: %u\n"
-                   "ConnectTunnelsDrainingChildren: %u\n"
-                   "ConnectTunnelsOpened: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsClosed: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsHandedOff: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsBytesUp: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n"
-                   "ConnectTunnelsLogDropped: %" APR_UINT64_T_FMT "\n",
-                   worker + reactor, worker, reactor, draining, opened,
-                   closed, moved, up, down, dropped);
-        return OK;
+    if (k == CT_HIST_SETUP) {
+        h->nbounds = CT_NBOUNDS(ct_setup_bounds);
+        h->bounds = ct_setup_bounds;
+        h->labels = ct_setup_labels;
     }
-    ap_rputs("<hr />\n<h2>CONNECT tunnels (mod_connect_tunnel)</h2>\n"
-             "<table border=\"0\">\n", r);
-    ap_rprintf(r, "<tr><th align=\"left\">Live</th><td>%u (%u in workers, "
-               "%u in reactors)</td></tr>\n", worker + reactor, worker,
-               reactor);
-    ap_rprintf(r, "<tr><th align=\"left\">Children draining</th>"
-               "<td>%u</td></tr>\n", draining);
-    ap_rprintf(r, "<tr><th align=\"left\">Opened / closed</th><td>%"
-               APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>\n",
-               opened, closed);
-    ap_rprintf(r, "<tr><th align=\"left\">Handed off to reactors</th><td>%"
-               APR_UINT64_T_FMT "</td></tr>\n", moved);
-    ap_rprintf(r, "<tr><th align=\"left\">Bytes up / down</th><td>%"
-               APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>\n",
-               up, down);
-    ap_rprintf(r, "<tr><th align=\"left\">Tunnel log records dropped</th>"
-               "<td>%" APR_UINT64_T_FMT "</td></tr>\n", dropped);
-    ap_rputs("</table>\n", r);
-    return OK;
+    else {
+        h->nbounds = CT_NBOUNDS(ct_duration_bounds);
+        h->bounds = ct_duration_bounds;
+        h->labels = ct_duration_labels;
+    }
+    for (i = 0; i <= h->nbounds; i++) {
+        h->count[i] = apr_atomic_read64(&ct_counts->hist[k].count[i]);
+    }
+    h->sum = apr_atomic_read64(&ct_counts->hist[k].sum);
+}
+
+void ct_stats_read(ct_stats_view *v)
+{
+    int i;
+
+    memset(v, 0, sizeof(*v));
+    sum_live(&v->live[CT_IN_WORKER], &v->live[CT_IN_REACTOR],
+             &v->draining);
+    v->opened = apr_atomic_read64(&ct_counts->opened);
+    v->closed = apr_atomic_read64(&ct_counts->closed);
+    v->handed_off = apr_atomic_read64(&ct_counts->handed_off);
+    v->bytes_up = apr_atomic_read64(&ct_counts->bytes_up);
+    v->bytes_down = apr_atomic_read64(&ct_counts->bytes_down);
+    v->log_dropped = apr_atomic_read64(&ct_counts->log_dropped);
+    for (i = 0; i < CT_STATS_REFUSALS; i++) {
+        v->refused[i] = apr_atomic_read64(&ct_counts->refused[i]);
+    }
+    for (i = 1; i < CT_STATS_ENDS; i++) {
+        v->ended[i] = apr_atomic_read64(&ct_counts->ended[i]);
+    }
+    hist_read(CT_HIST_SETUP, &v->hist[CT_HIST_SETUP]);
+    hist_read(CT_HIST_DURATION, &v->hist[CT_HIST_DURATION]);
 }

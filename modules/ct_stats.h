@@ -2,11 +2,13 @@
  * Licensed under the Apache License, Version 2.0 (the "License"); you may
  * not use this file except in compliance with the License.
  *
- * ct_stats.h: server-wide tunnel counters in shared memory, and their
- * section in mod_status.  Tunnels handed to a reactor are invisible to the
+ * ct_stats.h: server-wide tunnel counters in shared memory, which
+ * ct_metrics.c shows.  Tunnels handed to a reactor are invisible to the
  * MPM's scoreboard, so the module counts them itself.  Live figures are
  * kept per child process, so that those of a child that died without its
- * cleanups stop counting when the parent reaps it.
+ * cleanups stop counting when the parent reaps it; the counters (opened,
+ * refused, ended, bytes, the histograms) are server-wide and only grow,
+ * so that a child's death takes nothing off them.
  */
 
 #ifndef CT_STATS_H
@@ -14,11 +16,56 @@
 
 #include "httpd.h"
 
+#include "ct_relay.h"
+
 /* Where a tunnel runs. */
 typedef enum {
     CT_IN_WORKER = 0,
     CT_IN_REACTOR = 1
 } ct_place;
+
+/* Refusal reasons: the Proxy-Status error types of ct_report.h, and one
+ * for a type not in that list. */
+#define CT_STATS_REFUSALS 12
+
+/* End reasons: ct_end's, and tunnels of a child that died before they
+ * ended ("lost"; their bytes and duration are unknown). */
+#define CT_STATS_END_LOST (CT_END_SHUTDOWN + 1)
+#define CT_STATS_ENDS (CT_STATS_END_LOST + 1)
+
+/* Histogram bounds (microseconds) per kind, and the most any kind has. */
+#define CT_STATS_BOUNDS_MAX 12
+
+typedef enum {
+    CT_HIST_SETUP = 0,          /* CONNECT received to 200 sent */
+    CT_HIST_DURATION = 1,       /* 200 sent to the tunnel's end */
+    CT_HISTS = 2
+} ct_hist_kind;
+
+/* One histogram as read: counts per bucket, not cumulative; the last
+ * bucket holds what exceeds every bound. */
+typedef struct {
+    int nbounds;
+    const apr_interval_time_t *bounds;  /* upper bounds, inclusive */
+    const char *const *labels;          /* the bounds in seconds, text */
+    apr_uint64_t count[CT_STATS_BOUNDS_MAX + 1];
+    apr_uint64_t sum;                   /* microseconds */
+} ct_hist_view;
+
+/* Every figure, summed over the processes there are. */
+typedef struct {
+    apr_uint32_t live[2];               /* by ct_place */
+    apr_uint32_t draining;
+    apr_uint64_t opened;
+    apr_uint64_t closed;
+    apr_uint64_t handed_off;
+    apr_uint64_t bytes_up;
+    apr_uint64_t bytes_down;
+    apr_uint64_t log_dropped;           /* end-of-tunnel records */
+    apr_uint64_t refused[CT_STATS_REFUSALS];
+    apr_uint64_t ended[CT_STATS_ENDS];  /* index 0 (CT_END_NONE) unused */
+    ct_hist_view hist[CT_HISTS];
+} ct_stats_view;
 
 /**
  * Create the shared counters (post_config); they survive nothing but
@@ -67,14 +114,36 @@ void ct_stats_proc_free(int i);
 int ct_restart_was_graceful(void);
 
 /**
- * A tunnel opened in place.
+ * A tunnel opened in place, setup after its CONNECT arrived.
  */
-void ct_stats_opened(ct_place place);
+void ct_stats_opened(ct_place place, apr_interval_time_t setup);
 
 /**
- * A tunnel that ran in place closed after moving up and down bytes.
+ * A tunnel that ran in place ended for reason end after moving up and
+ * down bytes and lasting duration.
  */
-void ct_stats_closed(ct_place place, apr_off_t up, apr_off_t down);
+void ct_stats_closed(ct_place place, ct_end end, apr_off_t up,
+                     apr_off_t down, apr_interval_time_t duration);
+
+/**
+ * A CONNECT was refused with this Proxy-Status error type.
+ */
+void ct_stats_refused(const char *type);
+
+/**
+ * The name of refusal reason i (below CT_STATS_REFUSALS).
+ */
+const char *ct_stats_refusal_name(int i);
+
+/**
+ * The name of end reason i (1 to CT_STATS_ENDS - 1).
+ */
+const char *ct_stats_end_name(int i);
+
+/**
+ * Read every figure.
+ */
+void ct_stats_read(ct_stats_view *v);
 
 /**
  * A tunnel moved from a worker to a reactor.
@@ -90,10 +159,5 @@ void ct_stats_log_dropped(void);
  * A child started (+1) or finished (-1) draining its reactor tunnels.
  */
 void ct_stats_draining(int delta);
-
-/**
- * mod_status's hook: the tunnel section of the status page.
- */
-int ct_stats_status_hook(request_rec *r, int flags);
 
 #endif /* CT_STATS_H */
