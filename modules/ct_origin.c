@@ -561,7 +561,7 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
                       "upstream proxy %s refused the tunnel to %s: a "
                       "forwarding loop (status %d, proxy_loop_detected); "
                       "check ProxyRemote", o->upstream,
-                      ct_origin_authority(r->pool, t), status);
+                      ct_target_authority(r->pool, t), status);
         return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_LOOP,
                                  "The request came back to this proxy "
                                  "(a forwarding loop).");
