@@ -61,6 +61,7 @@ static void record_end(ct_rtunnel *t)
     rec.up = t->up0 + (apr_off_t)t->dir[0].bytes;
     rec.down = t->down0 + (apr_off_t)t->dir[1].bytes;
     rec.start = t->start;
+    rec.first = t->first_down;
     rec.stop = apr_time_now();
     ct_report_finished(ct_server, &rec, t->end,
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
@@ -301,6 +302,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
         t->side[i].side = i;
     }
     t->start = h->start;
+    t->first_down = h->first_down;
     t->last = apr_time_now();
     t->idle = h->idle;
     t->lifetime = h->lifetime;

@@ -90,6 +90,7 @@ struct ct_rtunnel {
     ct_rdir dir[2];
     apr_time_t start;
     apr_time_t last;            /* last payload byte either way */
+    apr_time_t first_down;      /* the origin's first byte, or 0 */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
     apr_interval_time_t idle;
     apr_interval_time_t lifetime;

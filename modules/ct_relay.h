@@ -104,6 +104,11 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, struct ct_handoff_s *h);
 void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down);
 
 /**
+ * When the origin's first byte reached the tunnel, or 0 while none has.
+ */
+apr_time_t ct_tunnel_first_byte(const ct_tunnel *t);
+
+/**
  * A short lower-case name for an end reason, for logs and notes.
  */
 const char *ct_end_name(ct_end end);

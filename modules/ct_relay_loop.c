@@ -235,6 +235,7 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     h->nohalfclose = t->nohalfclose;
     h->up = t->up.bytes;
     h->down = t->down.bytes;
+    h->first_down = t->first_down;
     return APR_SUCCESS;
 }
 
@@ -242,6 +243,11 @@ void ct_tunnel_bytes(const ct_tunnel *t, apr_off_t *up, apr_off_t *down)
 {
     *up = t->up.bytes;
     *down = t->down.bytes;
+}
+
+apr_time_t ct_tunnel_first_byte(const ct_tunnel *t)
+{
+    return t->first_down;
 }
 
 const char *ct_end_name(ct_end end)
