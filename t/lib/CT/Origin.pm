@@ -124,6 +124,7 @@ sub serve {
             my $conn = $n;
             my $report = sub { report_line($wr, $conn, @_) };
             $report->(peer_port => $c->peerport,
+                      peer_addr => $c->peerhost,
                       accepted  => sprintf('%.3f', time));
             eval { $handler->($c, $report, $opt); 1 }
                 or $report->(died => substr("$@", 0, 500));
