@@ -11,6 +11,9 @@
 #   - the origin waits 300 ms before it speaks, so the first byte comes at
 #     least that long after the connect;
 #   - bytes each way against what the origin sent and received.
+# Chained, the upstream is a fake proxy this test runs: it answers the
+# CONNECT after 100 ms and then plays the same origin, so the upstream's
+# reply time comes at least 100 ms after the connect.
 # A tunnel handed to a reactor (the default run) is logged at the
 # hand-off, before the origin speaks: its first-byte time and byte counts
 # are then in the end-of-tunnel record (ConnectTunnelLog), checked the
@@ -23,7 +26,7 @@ use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use Time::HiRes qw(sleep);
 use CT::Origin ();
-use CT::Raw qw(read_bytes raw_connect vhost_port);
+use CT::Raw qw(read_bytes raw_connect);
 use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
                  wait_tunnel_record);
 
@@ -50,6 +53,32 @@ my $greeter = sub {
     $report->(got => $got);
 };
 
+# The same origin behind a fake upstream proxy's 200.
+my $upstream = sub {
+    my ($c, $report) = @_;
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        my $n = sysread $c, $head, 4096, length $head;
+        return unless $n;
+    }
+    $report->(request => $head =~ /^(CONNECT \S+)/ ? $1 : '?');
+    sleep 0.1;
+    syswrite $c, "HTTP/1.1 200 OK\r\n\r\n";
+    $greeter->($c, $report);
+};
+
+# A Define of the generated relay.conf.
+sub relay_define {
+    my $name = shift;
+    my $file = join '/', Apache::Test::vars('t_conf'), 'relay.conf';
+    open my $fh, '<', $file or die "open $file: $!";
+    while (<$fh>) {
+        return $1 if /^\s*Define\s+\Q$name\E\s+(\S+)/;
+    }
+    die "no 'Define $name' in $file";
+}
+my $upstream_port = relay_define('ct_notes_upstream_port');
+
 sub notes_of {
     my $line = shift // '';
     return { $line =~ / (\w+)=(\S+)/g };
@@ -73,8 +102,12 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     my $host = $addr =~ /:/ ? "[$addr]" : $addr;
     my $mark = log_mark('notes_log');
     my $tmark = log_mark('tunnels_log');
-    my $origin = CT::Origin->start($greeter, addr => $addr);
-    my $port = $origin->port;
+    my $chained = $vhost eq 'ct_notes_chain';
+    my $origin = $chained
+        ? CT::Origin->start($upstream, port => $upstream_port)
+        : CT::Origin->start($greeter, addr => $addr);
+    # Chained, the target is only a name for the upstream to dial.
+    my $port = $chained ? 9 : $origin->port;
     my ($s, $status, $rest) = open_tunnel($vhost, $port, host => $host);
     is $status, 200, "$name: the tunnel is established";
     my $hello = $rest . read_bytes($s, 5 - length $rest);
@@ -91,16 +124,16 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     my $rec = wait_tunnel_record($tmark, "$host:$port", 10) // {};
     is "$n->{host}:$n->{port}", "$addr:$port",
         "$name: tunnel-host and tunnel-port are the target";
-    if ($vhost eq 'ct_notes_chain') {
-        is "$n->{addr}:$n->{aport}",
-            '127.0.0.1:' . vhost_port('ct_notes_up'),
+    if ($chained) {
+        is "$n->{addr}:$n->{aport}", "127.0.0.1:$upstream_port",
             "$name: the address dialled is the upstream proxy's";
-        # The upstream is this server: its own connection reached the
-        # origin, so only our side of the hop can be checked here.
-        like $n->{sport}, qr/^\d+$/, "$name: proxy-source-port is set";
-        is $n->{laddr}, '127.0.0.1', "$name: the local address";
-        ok in_order(@$n{qw(resolve connect upstream)}),
-            "$name: resolve <= connect <= upstream reply "
+        is $n->{sport}, $seen->{peer_port},
+            "$name: proxy-source-port is the port the upstream saw";
+        is $seen->{request}, "CONNECT $host:$port",
+            "$name: the upstream was asked for the target";
+        ok in_order(@$n{qw(resolve connect upstream)})
+           && $n->{upstream} >= $n->{connect} + 80,
+            "$name: resolve <= connect <= upstream reply, 100 ms later "
             . "($n->{resolve} $n->{connect} $n->{upstream})";
     }
     else {
@@ -125,13 +158,13 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     ok in_order($last_setup, $first, $duration),
         "$name: set-up <= first byte <= duration "
         . "($last_setup $first $duration)";
-    cmp_ok $first // 0, '>=', ($n->{connect} =~ /^\d+$/ ? $n->{connect}
-                                                        : 0) + 250,
+    cmp_ok $first // 0, '>=', ($last_setup =~ /^\d+$/ ? $last_setup
+                                                       : 0) + 250,
         "$name: the first byte came after the origin's 300 ms wait";
     is $rec->{first_byte_ms}, $first,
         "$name: the record's first byte time is the same";
     is "$up $down", '100 5', "$name: bytes each way as the origin saw them";
-    is $rec->{address}, $vhost eq 'ct_notes_chain' ? '127.0.0.1' : $addr,
+    is $rec->{address}, $addr,
         "$name: the record's address";
     $origin->stop;
   }
