@@ -128,13 +128,19 @@ static const char *eval(request_rec *r, ap_expr_info_t *expr,
     return value;
 }
 
-/* Split "host", "host:port", "[v6]", "[v6]:port"; no port gives 0. */
+/* Split "host", "host:port", "v6", "[v6]", "[v6]:port"; no port gives
+ * 0, and a scope (fe80::1%eth0) is refused. */
 static apr_status_t split_address(request_rec *r, const char *value,
                                   char **host, apr_port_t *port)
 {
     char *scope = NULL;
+    const char *colon = strchr(value, ':');
     apr_status_t rv;
 
+    /* Two colons and no brackets: a bare IPv6 address, without a port. */
+    if (*value != '[' && colon != NULL && strchr(colon + 1, ':') != NULL) {
+        value = apr_pstrcat(r->pool, "[", value, "]", NULL);
+    }
     rv = apr_parse_addr_port(host, &scope, port, value, r->pool);
     if (rv == APR_SUCCESS && (*host == NULL || scope != NULL)) {
         rv = APR_EINVAL;
@@ -200,9 +206,8 @@ int ct_control_bind(request_rec *r, apr_sockaddr_t **bind)
         family = strchr(host, ':') ? APR_INET6 : APR_INET;
         ok = inet_pton(family == APR_INET6 ? AF_INET6 : AF_INET, host,
                        raw) == 1
-             && apr_sockaddr_info_get(bind, host, family, port,
-                                      APR_IPV4_ADDR_OK, r->pool)
-                == APR_SUCCESS;
+             && apr_sockaddr_info_get(bind, host, family, port, 0,
+                                      r->pool) == APR_SUCCESS;
     }
     if (!ok) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00233)
