@@ -39,6 +39,7 @@
 #include "ct_report.h"
 #include "ct_stats.h"
 #include "ct_metrics.h"
+#include "ct_control.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -239,6 +240,26 @@ static const command_rec ct_cmds[] = {
                  CT_DIR_FIELD(trust_names), RSRC_CONF | ACCESS_CONF,
                  "On to dial names allowed by name wherever they resolve, "
                  "unchecked by the guard (default Off)"),
+    AP_INIT_TAKE1("ConnectTunnelAddress", ct_control_set_expr,
+                  CT_DIR_FIELD(address), RSRC_CONF | ACCESS_CONF,
+                  "Expression: the host (and port) to dial instead of the "
+                  "target's; the destination rules apply to it"),
+    AP_INIT_TAKE1("ConnectTunnelBind", ct_control_set_expr,
+                  CT_DIR_FIELD(bind), RSRC_CONF | ACCESS_CONF,
+                  "Expression: the source address (and port) of the "
+                  "connection to the next hop"),
+    AP_INIT_TAKE1("ConnectTunnelResponseReason", ct_control_set_expr,
+                  CT_DIR_FIELD(reason), RSRC_CONF | ACCESS_CONF,
+                  "Expression: the reason phrase of the 200 (default "
+                  "'" CT_DEFAULT_REASON "')"),
+    AP_INIT_TAKE2("ConnectTunnelResponseHeader", ct_control_set_header,
+                  NULL, RSRC_CONF | ACCESS_CONF,
+                  "A header name and an expression for its value, added "
+                  "to the 200 (repeatable)"),
+    AP_INIT_FLAG("ConnectTunnelProxyAgent", ct_control_set_proxy_agent,
+                 NULL, RSRC_CONF | ACCESS_CONF,
+                 "On (default) to name the server in the 200's "
+                 "Proxy-agent header"),
     AP_INIT_TAKE1("ConnectTunnelConnectTimeout", set_timeout,
                   CT_FIELD(connect_timeout), RSRC_CONF,
                   "Time to connect to the next hop (default ProxyTimeout, "

@@ -73,6 +73,7 @@ void *ct_conf_create_dir(apr_pool_t *p, char *dir)
     (void)dir;
     dconf->default_deny = CT_UNSET;
     dconf->trust_names = CT_UNSET;
+    dconf->proxy_agent = CT_UNSET;
     return dconf;
 }
 
@@ -92,6 +93,12 @@ void *ct_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
                                                         : base->default_deny;
     dconf->trust_names = add->trust_names != CT_UNSET ? add->trust_names
                                                       : base->trust_names;
+    dconf->address = add->address ? add->address : base->address;
+    dconf->bind = add->bind ? add->bind : base->bind;
+    dconf->reason = add->reason ? add->reason : base->reason;
+    dconf->headers = add->headers ? add->headers : base->headers;
+    dconf->proxy_agent = add->proxy_agent != CT_UNSET ? add->proxy_agent
+                                                      : base->proxy_agent;
     return dconf;
 }
 

@@ -10,6 +10,7 @@
 #define CT_CONFIG_H
 
 #include "apr_tables.h"
+#include "ap_expr.h"
 
 #include "httpd.h"
 #include "http_config.h"
@@ -88,6 +89,19 @@ typedef struct {
     const char *log;            /* ConnectTunnelLog */
 } ct_server_conf;
 
+/* ConnectTunnelProxyAgent's default: the 2xx names the server. */
+#define CT_DEFAULT_PROXY_AGENT 1
+
+/* The reason phrase of the 2xx when ConnectTunnelResponseReason is not
+ * set (or its value cannot be sent). */
+#define CT_DEFAULT_REASON "Connection Established"
+
+/* One ConnectTunnelResponseHeader. */
+typedef struct {
+    const char *name;
+    ap_expr_info_t *value;
+} ct_header;
+
 /* Per-directory configuration: the server's defaults and <Proxy>. */
 typedef struct {
     /* ConnectTunnelAllow/Deny rules (ct_rule) in the order they are
@@ -95,6 +109,14 @@ typedef struct {
     apr_array_header_t *rules;
     int default_deny;           /* ConnectTunnelDefaultDeny */
     int trust_names;            /* ConnectTunnelTrustAllowedNames */
+    /* Expressions evaluated per request; NULL when unset. */
+    ap_expr_info_t *address;    /* ConnectTunnelAddress */
+    ap_expr_info_t *bind;       /* ConnectTunnelBind */
+    ap_expr_info_t *reason;     /* ConnectTunnelResponseReason */
+    /* ConnectTunnelResponseHeader (ct_header); NULL when unset, so that
+     * an inner section's list replaces the outer one. */
+    apr_array_header_t *headers;
+    int proxy_agent;            /* ConnectTunnelProxyAgent */
 } ct_dir_conf;
 
 /**

@@ -30,6 +30,7 @@
 #include "ct_reactor.h"
 #include "ct_stats.h"
 #include "ct_head.h"
+#include "ct_control.h"
 #include "ct_handler.h"
 
 /* Per-request settings derived once from the configuration. */
@@ -59,9 +60,6 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
         s->connect_timeout = pconf->timeout_set ? pconf->timeout
                                                 : CT_DEFAULT_CONNECT_TIMEOUT;
     }
-    s->setup_timeout = conf->setup_timeout != CT_UNSET
-                       ? conf->setup_timeout
-                       : CT_SETUP_TIMEOUT_FACTOR * s->connect_timeout;
     if (conf->idle_timeout != CT_UNSET) {
         s->idle_timeout = conf->idle_timeout;
     }
@@ -71,6 +69,13 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
     }
     s->max_lifetime = conf->max_lifetime != CT_UNSET ? conf->max_lifetime
                                                      : 0;
+    /* SetEnvIf, <If> or mod_rewrite may choose them per request; a
+     * derived set-up timeout follows the connect timeout chosen. */
+    ct_control_env_timeouts(r, &s->connect_timeout, &s->idle_timeout,
+                            &s->max_lifetime);
+    s->setup_timeout = conf->setup_timeout != CT_UNSET
+                       ? conf->setup_timeout
+                       : CT_SETUP_TIMEOUT_FACTOR * s->connect_timeout;
     s->zero_copy = ct_conf_zero_copy(conf);
     s->handoff = conf->handoff != CT_UNSET ? conf->handoff
                                            : CT_DEFAULT_HANDOFF;
@@ -219,10 +224,56 @@ int ct_handler_check(request_rec *r, proxy_server_conf *pconf,
     int rc;
 
     /* 1. target syntax, 2. ports and ProxyBlock, 3. destination rules */
-    if ((rc = check_target(r, url, t)) != OK
-        || (rc = check_policy(r, pconf, t)) != OK
+    if ((rc = check_target(r, url, t)) != OK) {
+        return rc;
+    }
+    ct_report_target(r, t);
+    if ((rc = check_policy(r, pconf, t)) != OK
         || (rc = check_destination(r, t, pol)) != OK) {
         return rc;
+    }
+    return OK;
+}
+
+/*
+ * Step 4: ConnectTunnelAddress.  What is dialled is what is checked: an
+ * override goes through ProxyBlock and the destination rules as a target
+ * would (AllowCONNECT is about what clients ask for, so not through it);
+ * pol becomes the override's.  Logs and notes keep the client's target.
+ */
+static int check_override(request_rec *r, proxy_server_conf *pconf,
+                          const ct_target *t, ct_target *dial,
+                          ct_dest_policy *pol)
+{
+    if (ct_control_address(r, t, dial) != OK) {
+        return ct_report_refusal(r, HTTP_INTERNAL_SERVER_ERROR,
+                                 CT_PS_INTERNAL, "The proxy's address "
+                                 "override is misconfigured.");
+    }
+    if (dial->host == t->host) {
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00239)
+                  "tunnel to '%.*s' dials %s instead (ConnectTunnelAddress)",
+                  255, t->host, ct_target_authority(r->pool, dial));
+    if (name_blocked(pconf, dial->host)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, CT_LOGNO(00240)
+                      "tunnel to '%.*s' refused: its address override '%s' "
+                      "matches ProxyBlock", 255, t->host, dial->host);
+        return ct_report_refusal(r, HTTP_FORBIDDEN, CT_PS_REQUEST_DENIED,
+                                 "The destination is blocked by this "
+                                 "proxy.");
+    }
+    return check_destination(r, dial, pol);
+}
+
+/* Step 4b: ConnectTunnelBind, the source of the outgoing connection. */
+static int check_bind(request_rec *r, ct_setup *setup)
+{
+    if (ct_control_bind(r, &setup->bind) != OK) {
+        return ct_report_refusal(r, HTTP_INTERNAL_SERVER_ERROR,
+                                 CT_PS_INTERNAL, "The proxy's source "
+                                 "address is misconfigured.");
     }
     return OK;
 }
@@ -356,7 +407,7 @@ int ct_handler_post_read(request_rec *r)
 }
 
 /*
- * Step 6: the 2xx, in the request's HTTP version, on the connection
+ * Step 7: the 2xx, in the request's HTTP version, on the connection
  * filters so that it is encrypted for a TLS client and turned into HEADERS
  * for an HTTP/2 one.  No Content-Length or Transfer-Encoding (RFC 9110).
  */
@@ -366,11 +417,7 @@ static apr_status_t send_established(request_rec *r)
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
     apr_status_t rv;
 
-    rv = apr_brigade_printf(bb, NULL, NULL,
-                            "HTTP/1.%d 200 Connection Established" CRLF
-                            "Proxy-agent: %s" CRLF CRLF,
-                            r->proto_num >= HTTP_VERSION(1, 1) ? 1 : 0,
-                            ap_get_server_banner());
+    rv = apr_brigade_puts(bb, NULL, NULL, ct_control_established(r));
     if (rv == APR_SUCCESS) {
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
         rv = ap_pass_brigade(c->output_filters, bb);
@@ -441,7 +488,7 @@ static void show_tunnel(request_rec *r, const char *target)
     }
 }
 
-/* Step 7: relay until the tunnel ends, then account for it. */
+/* Step 8: relay until the tunnel ends, then account for it. */
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                   ct_origin *o)
 {
@@ -488,7 +535,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     ct_dest_policy pol;
     ct_settings s;
     ct_setup setup;
-    ct_target t;
+    ct_target t, dial;
     ct_origin o;
     apr_status_t rv;
     int rc;
@@ -520,20 +567,26 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     setup.step = s.connect_timeout;
     setup.budget = s.setup_timeout;
     setup.deadline = apr_time_now() + s.setup_timeout;
+    setup.bind = NULL;
+    memset(&o, 0, sizeof(o));
     /* 1-3 again (they decided already, in the canon hook, and decide the
-     * same), loops, 4. limits, 5. the next hop */
+     * same), loops, 4. what to dial and from where, 5. limits, 6. the
+     * next hop */
     if ((rc = ct_handler_check(r, pconf, url, &t, &pol)) != OK
         || (rc = check_loop(r)) != OK
+        || (rc = check_override(r, pconf, &t, &dial, &pol)) != OK
+        || (rc = check_bind(r, &setup)) != OK
         || (rc = ct_limits_acquire(r)) != OK
-        || (rc = ct_origin_open(r, pconf, &t, &pol, proxyname, proxyport,
-                                &setup, &o)) != OK) {
+        || (rc = ct_origin_open(r, pconf, &dial, &pol, proxyname,
+                                proxyport, &setup, &o)) != OK) {
         if (proxyname && rc == HTTP_BAD_GATEWAY) {
             apr_table_setn(r->notes, CT_NOTE_UPSTREAM_FAILED, proxyname);
         }
+        ct_report_setup(r, &o);
         return rc;
     }
-    ct_report_connected(r, o.local_port, o.addr);
-    /* 6. the 200 */
+    ct_report_setup(r, &o);
+    /* 7. the 200 */
     rv = send_established(r);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00014)
@@ -541,7 +594,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         r->connection->aborted = 1;
     }
     else {
-        /* 7. relay (here or in a reactor) and report */
+        /* 8. relay (here or in a reactor) and report */
         ct_report_opened(r);
         relay(r, &s, &t, &o);
     }

@@ -65,8 +65,29 @@ static void net_of(const apr_sockaddr_t *sa, ct_net *net)
     ct_net_from_raw(sa->family, sa->ipaddr_ptr, net);
 }
 
+/* ConnectTunnelBind: the socket's source, before it connects. */
+static apr_status_t bind_source(request_rec *r, apr_socket_t *sock,
+                                apr_sockaddr_t *bind, apr_sockaddr_t *addr)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    /* A fixed port is taken again by the next attempt or tunnel. */
+    if (bind->port != 0) {
+        rv = apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_bind(sock, bind);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00237)
+                      "cannot bind the connection to %pI to %pI "
+                      "(ConnectTunnelBind)", addr, bind);
+    }
+    return rv;
+}
+
 static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
-                             apr_sockaddr_t *addr,
+                             apr_sockaddr_t *addr, const ct_setup *setup,
                              apr_interval_time_t timeout,
                              apr_socket_t **sock)
 {
@@ -83,8 +104,11 @@ static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
         rv = apr_socket_opt_set(*sock, APR_SO_RCVBUF,
                                 (apr_int32_t)pconf->recv_buffer_size);
     }
-    if (rv == APR_SUCCESS && pconf->source_address
-        && pconf->source_address->family == addr->family) {
+    if (rv == APR_SUCCESS && setup->bind) {
+        rv = bind_source(r, *sock, setup->bind, addr);
+    }
+    else if (rv == APR_SUCCESS && pconf->source_address
+             && pconf->source_address->family == addr->family) {
         rv = apr_socket_bind(*sock, pconf->source_address);
     }
     if (rv == APR_SUCCESS) {
@@ -119,7 +143,7 @@ static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
         if (timeout == 0) {
             return CT_DIAL_DEADLINE;
         }
-        rv = dial_one(r, pconf, addr, timeout, &o->sock);
+        rv = dial_one(r, pconf, addr, setup, timeout, &o->sock);
         /* An attempt cut short by the deadline ends the set-up (poll's
          * millisecond rounding may wake it a little early). */
         if (APR_STATUS_IS_TIMEUP(rv) && timeout < setup->step) {
@@ -331,6 +355,7 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
         || (rc = upstream_reply(r, setup, o, &status, &loop)) != OK) {
         return rc;
     }
+    o->replied = apr_time_now();
     if ((status < 200 || status > 299) && loop) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00141)
                       "upstream proxy %s refused the tunnel to %s: a "
@@ -429,6 +454,39 @@ static int filter_addresses(request_rec *r, const ct_dest_policy *pol,
     return OK;
 }
 
+/*
+ * With a bind address, keep the addresses of its family: a socket bound
+ * to an IPv4 address cannot reach an IPv6 one.  502 when none is left.
+ */
+static int filter_family(request_rec *r, const ct_setup *setup,
+                         const char *host, apr_sockaddr_t **addrs)
+{
+    apr_sockaddr_t *sa, *next, **tail = addrs, *first = *addrs;
+
+    if (setup->bind == NULL) {
+        return OK;
+    }
+    *addrs = NULL;
+    for (sa = first; sa != NULL; sa = next) {
+        next = sa->next;
+        if (sa->family == setup->bind->family) {
+            sa->next = NULL;
+            *tail = sa;
+            tail = &sa->next;
+        }
+    }
+    if (*addrs != NULL) {
+        return OK;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, CT_LOGNO(00238)
+                  "cannot dial '%.*s' from %pI (ConnectTunnelBind): it has "
+                  "no IPv%d address", 255, host, setup->bind,
+                  setup->bind->family == APR_INET6 ? 6 : 4);
+    return ct_report_refusal(r, HTTP_BAD_GATEWAY, CT_PS_IP_UNROUTABLE,
+                             "The destination cannot be reached from the "
+                             "configured source address.");
+}
+
 /* A name with hundreds of (blackholed) addresses costs no more than
  * CT_MAX_ADDRESSES attempts. */
 static void cap_addresses(request_rec *r, const char *host,
@@ -456,7 +514,6 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
     ct_dial how;
     int rc;
 
-    memset(o, 0, sizeof(*o));
     if (proxyname) {
         o->upstream = apr_psprintf(r->pool, "%s:%hu", proxyname, proxyport);
     }
@@ -466,7 +523,10 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
         family = t->kind == CT_HOST_IPV4 ? APR_INET : APR_INET6;
     }
     rv = apr_sockaddr_info_get(&addrs, host, family, port, 0, r->pool);
-    if (rv != APR_SUCCESS) {
+    if (rv == APR_SUCCESS) {
+        o->resolved = apr_time_now();
+    }
+    else {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00028)
                       "dns lookup of %s'%.*s' failed",
                       proxyname ? "upstream proxy " : "", 255,
@@ -488,6 +548,9 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
         && (rc = check_blocked_addresses(r, pconf, t->host, addrs)) != OK) {
         return rc;
     }
+    if ((rc = filter_family(r, setup, host, &addrs)) != OK) {
+        return rc;
+    }
     cap_addresses(r, host, addrs);
     how = dial(r, pconf, addrs, setup, o);
     if (how != CT_DIAL_OK) {
@@ -495,7 +558,9 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
                               o->upstream ? o->upstream
                                           : ct_target_authority(r->pool, t));
     }
+    o->connected = apr_time_now();
     rv = apr_socket_addr_get(&local, APR_LOCAL, o->sock);
+    o->local = rv == APR_SUCCESS ? local : NULL;
     o->local_port = rv == APR_SUCCESS ? local->port : 0;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "connected to %pI from port %hu", o->addr, o->local_port);

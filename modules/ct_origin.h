@@ -33,12 +33,19 @@ typedef struct {
     apr_interval_time_t step;   /* one connect, one read of the upstream */
     apr_interval_time_t budget; /* the whole set-up (the log quotes it) */
     apr_time_t deadline;        /* when the budget runs out */
+    apr_sockaddr_t *bind;       /* source address (ConnectTunnelBind), or
+                                 * NULL */
 } ct_setup;
 
 typedef struct {
     apr_socket_t *sock;         /* connected, blocking with a timeout */
     apr_sockaddr_t *addr;       /* the address dialled */
     apr_port_t local_port;      /* our end of it */
+    apr_sockaddr_t *local;      /* the same, with its address, or NULL */
+    /* When each step of the set-up completed, or 0 where it did not. */
+    apr_time_t resolved;        /* the next hop's name resolved */
+    apr_time_t connected;       /* its connection established */
+    apr_time_t replied;         /* the upstream proxy's 2xx head read */
     const char *upstream;       /* "host:port" of the upstream, or NULL */
     const char *early;          /* bytes the upstream sent after its 2xx */
     apr_size_t early_len;
@@ -61,6 +68,9 @@ void ct_origin_check_remotes(server_rec *s);
  * Each connect and each read of an upstream's reply gets the step
  * timeout or what is left before the deadline, whichever is less; DNS
  * cannot be interrupted, but its time counts.  At the deadline: 504.
+ * With a bind address, only the addresses of its family are dialled
+ * (502 when there is none).  o's step times are set even on failure, so
+ * the caller must clear o before the first call.
  * @param r         the CONNECT request
  * @param pconf     mod_proxy's server configuration
  * @param t         the validated target

@@ -69,6 +69,7 @@ static void record_end(ct_rtunnel *t)
     rec.start = t->start;
     rec.opened = t->opened;
     rec.last = t->last;
+    rec.first = t->first_down;
     rec.stop = t->stop;
     ct_report_finished(ct_server, &rec, t->end,
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
@@ -417,6 +418,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     /* The clocks the worker started go on: a hand-off restarts neither. */
     t->opened = h->opened;
     t->last = h->last;
+    t->first_down = h->first_down;
     t->idle = h->idle;
     t->lifetime = h->lifetime;
     t->deadline = h->lifetime > 0 ? t->opened + h->lifetime : 0;

@@ -38,6 +38,7 @@ typedef struct ct_handoff_s {
     apr_time_t last;            /* last moved something in the worker */
     apr_off_t up;               /* bytes already moved in the worker */
     apr_off_t down;
+    apr_time_t first_down;      /* the origin's first byte, or 0 */
     const char *client;         /* client address */
     const char *target;         /* host:port as validated */
     const char *address;        /* address dialled */

@@ -96,6 +96,7 @@ struct ct_rtunnel {
     apr_time_t start;           /* when the CONNECT arrived */
     apr_time_t opened;          /* the idle and lifetime clocks started */
     apr_time_t last;            /* last payload byte either way */
+    apr_time_t first_down;      /* the origin's first byte, or 0 */
     apr_time_t deadline;        /* maximum lifetime, or 0 */
     apr_time_t stop;            /* when it was closed */
     apr_interval_time_t idle;

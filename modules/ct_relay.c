@@ -313,6 +313,8 @@ apr_status_t ct_tunnel_prime_client(ct_tunnel *t, const char *data,
         return APR_SUCCESS;
     }
     t->down.bytes += (apr_off_t)len;
+    /* They came with the upstream's reply, which was just read. */
+    t->first_down = apr_time_now();
     return send_client(t, data, len);
 }
 
@@ -794,6 +796,10 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
         if ((end = pump_up(t)) != CT_END_NONE
             || (end = pump_down(t)) != CT_END_NONE) {
             return end;
+        }
+        /* One test per round; the clock is read once per tunnel. */
+        if (t->first_down == 0 && t->down.bytes > 0) {
+            t->first_down = apr_time_now();
         }
         moved |= t->moved;
         if (!t->moved) {

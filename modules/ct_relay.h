@@ -111,6 +111,11 @@ void ct_tunnel_times(const ct_tunnel *t, apr_time_t *opened,
                      apr_time_t *last);
 
 /**
+ * When the origin's first byte reached the tunnel, or 0 while none has.
+ */
+apr_time_t ct_tunnel_first_byte(const ct_tunnel *t);
+
+/**
  * A short lower-case name for an end reason, for logs and notes.
  */
 const char *ct_end_name(ct_end end);

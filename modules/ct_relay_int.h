@@ -64,6 +64,7 @@ struct ct_tunnel {
     int client_fd;
     int origin_fd;
     apr_interval_time_t client_timeout; /* restored at the end */
+    apr_time_t first_down;      /* the origin's first byte, or 0 */
 };
 
 /**

@@ -258,6 +258,7 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     h->down = t->down.bytes;
     h->opened = t->opened;
     h->last = t->last;
+    h->first_down = t->first_down;
     return APR_SUCCESS;
 }
 
@@ -272,6 +273,11 @@ void ct_tunnel_times(const ct_tunnel *t, apr_time_t *opened,
 {
     *opened = t->opened;
     *last = t->last;
+}
+
+apr_time_t ct_tunnel_first_byte(const ct_tunnel *t)
+{
+    return t->first_down;
 }
 
 const char *ct_end_name(ct_end end)

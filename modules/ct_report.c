@@ -121,9 +121,21 @@ static void write_record(const char *line, apr_size_t len)
     }
 }
 
+/* Milliseconds from start to when, as text, or "-" when when is 0. */
+static const char *ms_since(char *buf, apr_size_t size, apr_time_t start,
+                            apr_time_t when)
+{
+    if (when == 0) {
+        return "-";
+    }
+    apr_snprintf(buf, size, "%" APR_TIME_T_FMT,
+                 apr_time_as_msec(when > start ? when - start : 0));
+    return buf;
+}
+
 void ct_report_record(const ct_tunnel_record *rec)
 {
-    char line[CT_RECORD_MAX], date[APR_RFC822_DATE_LEN];
+    char line[CT_RECORD_MAX], date[APR_RFC822_DATE_LEN], first[24];
     apr_size_t len;
 
     if (ct_log == NULL) {
@@ -133,11 +145,13 @@ void ct_report_record(const ct_tunnel_record *rec)
     len = (apr_size_t)apr_snprintf(line, sizeof(line),
                        "[%s] client=%s target=%s address=%s mode=%s "
                        "end=%s up=%" APR_OFF_T_FMT " down=%" APR_OFF_T_FMT
-                       " duration_ms=%" APR_TIME_T_FMT "\n", date,
-                       rec->client, rec->target,
+                       " duration_ms=%" APR_TIME_T_FMT " first_byte_ms=%s\n",
+                       date, rec->client, rec->target,
                        rec->address ? rec->address : "-", rec->mode,
                        rec->end, rec->up, rec->down,
-                       apr_time_as_msec(rec->stop - rec->start));
+                       apr_time_as_msec(rec->stop - rec->start),
+                       ms_since(first, sizeof(first), rec->start,
+                                rec->first));
     write_record(line, len);
 }
 
@@ -178,15 +192,43 @@ int ct_report_refusal(request_rec *r, int status, const char *type,
     return status;
 }
 
-void ct_report_connected(request_rec *r, apr_port_t local_port,
-                         apr_sockaddr_t *addr)
+void ct_report_target(request_rec *r, const ct_target *t)
+{
+    apr_table_setn(r->notes, CT_NOTE_HOST, t->host);
+    apr_table_setn(r->notes, CT_NOTE_PORT,
+                   apr_psprintf(r->pool, "%hu", t->port));
+}
+
+/* One step's note: ms since the CONNECT arrived, or "-". */
+static void note_ms(request_rec *r, const char *name, apr_time_t when)
+{
+    char buf[24];
+
+    apr_table_set(r->notes, name, ms_since(buf, sizeof(buf),
+                                           r->request_time, when));
+}
+
+void ct_report_setup(request_rec *r, const ct_origin *o)
 {
     char *ip = NULL;
 
+    note_ms(r, CT_NOTE_RESOLVE_MS, o->resolved);
+    note_ms(r, CT_NOTE_CONNECT_MS, o->connected);
+    note_ms(r, CT_NOTE_UPSTREAM_MS, o->replied);
+    /* Not yet, and never for a tunnel that is not set up. */
+    apr_table_setn(r->notes, CT_NOTE_FIRST_BYTE_MS, "-");
+    if (o->sock == NULL || o->addr == NULL) {
+        return;
+    }
     apr_table_setn(r->notes, CT_NOTE_SOURCE_PORT,
-                   apr_psprintf(r->pool, "%hu", local_port));
-    if (apr_sockaddr_ip_get(&ip, addr) == APR_SUCCESS) {
+                   apr_psprintf(r->pool, "%hu", o->local_port));
+    if (apr_sockaddr_ip_get(&ip, o->addr) == APR_SUCCESS) {
         apr_table_setn(r->notes, CT_NOTE_ADDRESS, ip);
+    }
+    apr_table_setn(r->notes, CT_NOTE_ADDRESS_PORT,
+                   apr_psprintf(r->pool, "%hu", o->addr->port));
+    if (o->local && apr_sockaddr_ip_get(&ip, o->local) == APR_SUCCESS) {
+        apr_table_setn(r->notes, CT_NOTE_LOCAL_ADDRESS, ip);
     }
 }
 
@@ -207,7 +249,10 @@ void ct_report_end(request_rec *r, const char *target, ct_tunnel *t,
     rec.down = down;
     rec.start = r->request_time;
     ct_tunnel_times(t, &rec.opened, &rec.last);
+    rec.first = ct_tunnel_first_byte(t);
     rec.stop = apr_time_now();
+    note_ms(r, CT_NOTE_FIRST_BYTE_MS, rec.first);
+    note_ms(r, CT_NOTE_DURATION_MS, rec.stop);
     apr_table_setn(r->notes, CT_NOTE_BYTES_UP,
                    apr_off_t_toa(r->pool, up));
     apr_table_setn(r->notes, CT_NOTE_BYTES_DOWN,
@@ -276,6 +321,14 @@ void ct_report_handed_off(request_rec *r, ct_tunnel *t)
     ct_tunnel_bytes(t, &up, &down);
     apr_table_setn(r->notes, CT_NOTE_MODE, "reactor");
     apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
+    /* Known here only if the origin spoke before the hand-off; the
+     * end-of-tunnel record has it in any case. */
+    if (ct_tunnel_first_byte(t) != 0) {
+        note_ms(r, CT_NOTE_FIRST_BYTE_MS, ct_tunnel_first_byte(t));
+    }
+    else {
+        apr_table_unset(r->notes, CT_NOTE_FIRST_BYTE_MS);
+    }
     ct_stats_moved();
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "tunnel handed to a reactor after %" APR_OFF_T_FMT

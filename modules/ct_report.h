@@ -12,6 +12,7 @@
 #include "httpd.h"
 
 #include "ct_relay.h"
+#include "ct_origin.h"
 
 /* Note names, documented in docs/mod_connect_tunnel.html. */
 #define CT_NOTE_SOURCE_PORT "proxy-source-port"
@@ -23,6 +24,15 @@
 #define CT_NOTE_UPSTREAM_FAILED "tunnel-upstream-failed"
 #define CT_NOTE_HOST_FIELDS "tunnel-host-fields"
 #define CT_NOTE_REFUSED     "tunnel-refused"
+#define CT_NOTE_HOST        "tunnel-host"
+#define CT_NOTE_PORT        "tunnel-port"
+#define CT_NOTE_ADDRESS_PORT "tunnel-address-port"
+#define CT_NOTE_LOCAL_ADDRESS "tunnel-local-address"
+#define CT_NOTE_RESOLVE_MS  "tunnel-resolve-ms"
+#define CT_NOTE_CONNECT_MS  "tunnel-connect-ms"
+#define CT_NOTE_UPSTREAM_MS "tunnel-upstream-ms"
+#define CT_NOTE_FIRST_BYTE_MS "tunnel-first-byte-ms"
+#define CT_NOTE_DURATION_MS "tunnel-duration-ms"
 
 /* RFC 9209 error types this module reports in Proxy-Status. */
 #define CT_PS_REQUEST_ERROR     "http_request_error"
@@ -60,6 +70,7 @@ typedef struct {
     apr_time_t start;           /* when the CONNECT arrived */
     apr_time_t opened;          /* the idle and lifetime clocks started */
     apr_time_t last;            /* last moved something, or opened */
+    apr_time_t first;           /* the origin's first byte, or 0 */
     apr_time_t stop;
 } ct_tunnel_record;
 
@@ -77,11 +88,18 @@ apr_status_t ct_report_open_log(apr_pool_t *p, server_rec *s,
 void ct_report_record(const ct_tunnel_record *rec);
 
 /**
- * Record the connection the tunnel uses: our local port (as stock's
- * proxy-source-port) and the address dialled.
+ * Record the target as validated (host and port), from the first check
+ * on; every CONNECT that gets that far has them.
  */
-void ct_report_connected(request_rec *r, apr_port_t local_port,
-                         apr_sockaddr_t *addr);
+void ct_report_target(request_rec *r, const ct_target *t);
+
+/**
+ * Record the set-up, whether it succeeded or not: when each step ended
+ * (milliseconds since the CONNECT arrived, "-" for a step that did not
+ * happen) and, once connected, the address dialled and our end of the
+ * connection (the port also as stock's proxy-source-port).
+ */
+void ct_report_setup(request_rec *r, const ct_origin *o);
 
 /**
  * Record how a tunnel that ran in its worker ended and how many bytes it

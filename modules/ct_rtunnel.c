@@ -172,6 +172,14 @@ static int flush_pipe(ct_rtunnel *t, ct_rdir *d, int dst)
     return 0;
 }
 
+/* Bytes were just read from d's source: note the origin's first. */
+static APR_INLINE void first_byte(ct_rtunnel *t, const ct_rdir *d)
+{
+    if (t->first_down == 0 && d == &t->dir[1]) {
+        t->first_down = t->last;
+    }
+}
+
 /* Read into a pipe and pass it on; the pipe goes back when idle. */
 static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
                           ct_end src_err, ct_end dst_err, int *moved)
@@ -186,6 +194,7 @@ static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
     if (rv == APR_SUCCESS) {
         *moved = 1;
         t->last = apr_time_now();
+        first_byte(t, d);
         err = flush_pipe(t, d, dst);
         if (err != 0 && err != EAGAIN) {
             return dst_err;
@@ -299,6 +308,7 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
     }
     *moved = 1;
     t->last = apr_time_now();
+    first_byte(t, d);
     d->drained = n < CT_REACTOR_BUFSIZE;
     put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (put < 0) {

@@ -31,7 +31,8 @@ package CT::Origin;
 #   hold        reads (and discards) until end of stream; reports when
 #
 # Common options: addr (listen address, default 127.0.0.1; '::1' for
-# IPv6), limit (seconds a connection may last).
+# IPv6), port (default 0: an ephemeral one), limit (seconds a connection
+# may last).  Each report also has peer_addr, the address it saw.
 #
 # Every process is bounded in time by alarm(); stop() (or DESTROY) kills
 # the server's process group, which holds only what start() forked.
@@ -66,7 +67,7 @@ sub start {
     my $handler = ref $kind eq 'CODE' ? $kind : $KINDS{$kind}
         or die "unknown origin kind '$kind'";
     my $l = IO::Socket::IP->new(LocalHost => $opt{addr} // '127.0.0.1',
-                                LocalPort => 0,
+                                LocalPort => $opt{port} // 0,
                                 Proto     => 'tcp',
                                 Listen    => 512,
                                 ReuseAddr => 1)
@@ -124,6 +125,7 @@ sub serve {
             my $conn = $n;
             my $report = sub { report_line($wr, $conn, @_) };
             $report->(peer_port => $c->peerport,
+                      peer_addr => $c->peerhost,
                       accepted  => sprintf('%.3f', time));
             eval { $handler->($c, $report, $opt); 1 }
                 or $report->(died => substr("$@", 0, 500));
