@@ -109,10 +109,13 @@ MaxSpareThreads 64
 EOC
     my $port = $httpd->port;
     # The log program, so that it is ended even if httpd is not.
-    my ($logger) = grep {
-        open my $fh, '<', "/proc/$_/cmdline";
-        (<$fh> // '') =~ /^\/bin\/sleep\0/;
-    } children_of($httpd->pid);
+    # Until it has exec'd, the forked logger still shows httpd's command.
+    my $logger = wait_until(sub {
+        (grep {
+            open my $fh, '<', "/proc/$_/cmdline";
+            (<$fh> // '') =~ /^\/bin\/sleep\0/;
+        } children_of($httpd->pid))[0];
+    }, 5);
     ok $logger, 'the log program runs';
     my ($ok, $bad) = churn(port => $port, target => $target, count => 900,
                            window => 50, secs => 40);
