@@ -492,6 +492,20 @@ set_affinity() {
 
 # --- scenarios ------------------------------------------------------------
 
+# ngx_http_proxy_connect_module ends the whole tunnel at the first end of
+# stream from either side: the up scenarios, whose sink reports only after
+# the client's half-close reached it, cannot finish through nginx.  True
+# (and noted once) for such a target and direction.
+no_half_close() {
+    [ "$1" = nginx ] && [ "$2" = up ] || return 1
+    if [ -z "${NOTED_HALF_CLOSE:-}" ]; then
+        note "$NGINX_NAME: the up scenarios are not run: it closes both" \
+             "sides at the client's end of stream (no half-close), so" \
+             "the sink's report cannot come back"
+        NOTED_HALF_CLOSE=1
+    fi
+}
+
 # Bulk through one tunnel and through eight; proxy CPU around each
 # one-tunnel run.
 scenario_bulk() {
@@ -504,6 +518,7 @@ scenario_bulk() {
         log "bulk: round $r/$ROUNDS"
         for dir in down up; do
             for t in $TARGETS; do
+                no_half_close "$t" "$dir" && continue
                 parent=$(parent_of "$t")
                 ticks0=$([ -n "$parent" ] && cpu_ticks "$parent")
                 if [ $dir = up ]; then
@@ -525,6 +540,7 @@ scenario_bulk() {
                 fi
             done
             for t in $TARGETS; do
+                no_half_close "$t" "$dir" && continue
                 if [ $dir = up ]; then
                     line=$(load "$t" bulk-up8 --mode bulk-up --tunnels 8 \
                            --origin "$up" --bytes "$BULK8" $verify)
@@ -635,6 +651,7 @@ scenario_strace() {
         for t in $TARGETS; do
             [ "$t" = direct ] && continue
             [ -n "$(parent_of "$t")" ] || continue
+            no_half_close "$t" "$dir" && continue
             log "strace: $t $dir"
             c1=$(strace_calls "$t" "$dir" "$small")
             c2=$(strace_calls "$t" "$dir" "$big")
