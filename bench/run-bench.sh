@@ -375,7 +375,8 @@ http {
     }
 }
 EOF
-    env -u NGINX "$NGINX" -t -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error_log" \
+    env -u NGINX "$NGINX" -t -p "$dir/" -c "$dir/nginx.conf" \
+        -e "$dir/logs/error_log" \
         >> "$B/run.log" 2>&1
 }
 
@@ -383,7 +384,8 @@ EOF
 # the job's, and lands in PID_nginx like an httpd parent's.
 start_nginx() {
     local port=$1 dir=$B/nginx pid i
-    env -u NGINX "$NGINX" -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error_log" \
+    env -u NGINX "$NGINX" -p "$dir/" -c "$dir/nginx.conf" \
+        -e "$dir/logs/error_log" \
         >> "$B/run.log" 2>&1 &
     pid=$!
     HTTPD_PIDS="$HTTPD_PIDS $pid"
@@ -1032,7 +1034,8 @@ print_header() {
          "syscalls from ${STRACE_SIZES// / and } MiB;" \
          "instructions from ${CG_SIZES// / and } MiB"
     if [ -n "$NGINX" ]; then
-        echo "- $NGINX_NAME: $(env -u NGINX "$NGINX" -v 2>&1 | sed 's/^nginx version: //')" \
+        echo "- $NGINX_NAME: $(env -u NGINX "$NGINX" -v 2>&1 \
+                               | sed 's/^nginx version: //')" \
              "with ngx_http_proxy_connect_module ($NGINX);" \
              "$(nproc) worker processes, no CPU affinity, no access log;" \
              "see build/bench/nginx/nginx.conf"
@@ -1107,6 +1110,7 @@ main() {
     done
     [ -n "$EXTRA_NAME" ] && TARGETS="$TARGETS extra"
     if [ -n "$NGINX" ]; then
+        [ -x "$NGINX" ] || { log "NGINX=$NGINX: not an executable"; exit 1; }
         gen_nginx_conf "$(proxy_port_of nginx)" \
             || { log "nginx: bad configuration (see run.log)"; exit 1; }
         start_nginx "$(proxy_port_of nginx)" \
