@@ -8,6 +8,12 @@
 #   RequestReadTimeout header=2-4,MinRate=500 body=2,MinRate=500
 # The first case is the control: a request head left unfinished is still
 # cut off, so the module is there and its limits are in force.
+#
+# httpd 2.4's mod_reqtimeout itself starts no body timeout for a CONNECT,
+# so in a worker the filter's removal cannot be seen from outside; what
+# is pinned here in every relay is the result users see (the tunnel
+# lives), and in the reactor runs that the filter does not stop the
+# hand-off (mode=reactor in the access log and the end-of-tunnel record).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
