@@ -22,7 +22,7 @@ use Digest::SHA;
 use Apache::Test ();
 use CT::Raw qw(read_head);
 
-our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
+our @EXPORT_OK = qw(suite_mode suite_zero_copy start_origin tunnel echo_ok read_to_eof
                     wait_until access_lines tunnel_records log_lines
                     children_of fd_count rss_kb churn free_port
                     status_auto http_get write_all mark_logs
@@ -31,13 +31,22 @@ our @EXPORT_OK = qw(suite_mode start_origin tunnel echo_ok read_to_eof
 # Seconds any single wait may take before a test gives up.
 our $WAIT = 10;
 
-# The relay the suite's run configured: 'reactor' (the default), 'worker'
-# (-defines CT_WORKER) or 'filter' (-defines CT_FILTER_PATH).
+# The relay the suite's run configured: 'reactor' (the default, and
+# -defines CT_COPY, whose tunnels are handed off too), 'worker' (-defines
+# CT_WORKER) or 'filter' (-defines CT_FILTER_PATH).
 sub suite_mode {
     my $defines = Apache::Test::config()->{vars}->{defines} // '';
     return 'worker' if $defines =~ /\bCT_WORKER\b/;
     return 'filter' if $defines =~ /\bCT_FILTER_PATH\b/;
     return 'reactor';
+}
+
+# Whether the run relays with splice(2) where it can: not in the
+# CT_FILTER_PATH run, nor in the CT_COPY run (ConnectTunnelZeroCopy Off
+# with hand-off kept, so the reactors copy through their own buffers).
+sub suite_zero_copy {
+    my $defines = Apache::Test::config()->{vars}->{defines} // '';
+    return $defines =~ /\b(?:CT_COPY|CT_FILTER_PATH)\b/ ? 0 : 1;
 }
 
 # The test server's log directory.
@@ -626,7 +635,7 @@ sub libexecdir {
 # Start one.  %o: modules => [names beyond the base set], conf => text
 # appended to the base configuration (which already has the forward
 # proxy for loopback targets and logs in the directory), mode => the
-# relay to configure ('reactor', 'worker', 'filter'; default: the
+# relay to configure ('reactor', 'copy', 'worker', 'filter'; default: the
 # suite's), nofile => the server's descriptor limit (soft and hard).
 # Dies when it does not come up in 15 s.
 sub start {
@@ -655,6 +664,9 @@ sub start {
     my $relay = $mode eq 'worker' ? "ConnectTunnelHandoff Off\n"
               : $mode eq 'filter' ? "ConnectTunnelHandoff Off\n"
                                     . "ConnectTunnelZeroCopy Off\n"
+              : $mode eq 'copy' ? "ConnectTunnelZeroCopy Off\n"
+              : !$o{mode} && !CT::Reactor::suite_zero_copy()
+                                  ? "ConnectTunnelZeroCopy Off\n"
               : '';
     my $conf = join("\n", @load) . <<"EOC";
 

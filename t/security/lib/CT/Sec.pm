@@ -220,6 +220,7 @@ sub relay_mode {
     my $defines = Apache::Test::vars('defines') // '';
     return $defines =~ /\bCT_FILTER_PATH\b/ ? 'filter'
          : $defines =~ /\bCT_WORKER\b/      ? 'worker'
+         : $defines =~ /\bCT_COPY\b/        ? 'copy'
          :                                     'reactor';
 }
 
@@ -228,6 +229,7 @@ sub relay_lines {
     return $mode eq 'filter' ? "ConnectTunnelHandoff Off\n"
                                . "ConnectTunnelZeroCopy Off\n"
          : $mode eq 'worker' ? "ConnectTunnelHandoff Off\n"
+         : $mode eq 'copy'   ? "ConnectTunnelZeroCopy Off\n"
          :                     '';
 }
 
