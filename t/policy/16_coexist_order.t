@@ -122,8 +122,10 @@ for my $c (@refusals) {
     }, 10);
     like($rec // '', qr/ end=closed up=4 down=4 /,
          'tunnel: the end-of-tunnel record has its bytes');
-    like($httpd->error_log, qr/CT00051: tunnel to \Q$target\E ended/,
-         'tunnel: this module logged its end (CT00051)');
+    # The record is written just before the error log line: wait for both.
+    ok(wait_until(sub {
+           $httpd->error_log =~ /CT00051: tunnel to \Q$target\E ended/
+       }, 10), 'tunnel: this module logged its end (CT00051)');
 }
 $httpd->stop;
 
