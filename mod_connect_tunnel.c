@@ -36,6 +36,7 @@
 #include "ct_reactor.h"
 #include "ct_report.h"
 #include "ct_stats.h"
+#include "ct_accesslog.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -63,6 +64,7 @@ static void *create_server_config(apr_pool_t *p, server_rec *s)
     conf->client_v4_bits = CT_UNSET;
     conf->client_v6_bits = CT_UNSET;
     conf->handoff = CT_UNSET;
+    conf->log_open = CT_UNSET;
     conf->reactors = CT_UNSET;
     return conf;
 }
@@ -87,6 +89,7 @@ static void *merge_server_config(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(client_v4_bits);
     CT_MERGE(client_v6_bits);
     CT_MERGE(handoff);
+    CT_MERGE(log_open);
     return conf;
 }
 
@@ -182,6 +185,13 @@ static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
 {
     (void)dummy;
     server_conf(cmd)->handoff = on;
+    return NULL;
+}
+
+static const char *set_log_open(cmd_parms *cmd, void *dummy, int on)
+{
+    (void)dummy;
+    server_conf(cmd)->log_open = on;
     return NULL;
 }
 
@@ -370,6 +380,9 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelLog", set_tunnel_log, NULL, RSRC_CONF,
                   "File (relative to ServerRoot) or |program receiving "
                   "one record per finished tunnel"),
+    AP_INIT_FLAG("ConnectTunnelLogOpen", set_log_open, NULL, RSRC_CONF,
+                 "On to write an access-log record when a tunnel opens, "
+                 "marked with the tunnel-open variable (default Off)"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnels", set_limit,
                   CT_FIELD(max_tunnels), RSRC_CONF,
                   "Open tunnels in the whole server (default 0: no limit)"),
@@ -559,6 +572,7 @@ static int ct_pre_close_connection(conn_rec *c)
 static void ct_optional_fn_retrieve(void)
 {
     ct_relay_init();
+    ct_alog_init();
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -587,6 +601,10 @@ static void register_hooks(apr_pool_t *p)
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);
+    /* First, so that no logger sees a handed-off request before its
+     * tunnel ends (a DONE stops the others). */
+    ap_hook_log_transaction(ct_alog_transaction, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST);
     APR_OPTIONAL_HOOK(ap, status_hook, ct_stats_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
 }

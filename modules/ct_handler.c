@@ -24,6 +24,7 @@
 #include "ct_report.h"
 #include "ct_limits.h"
 #include "ct_reactor.h"
+#include "ct_accesslog.h"
 #include "ct_stats.h"
 #include "ct_handler.h"
 
@@ -36,6 +37,7 @@ typedef struct {
     apr_size_t bufsize;
     int zero_copy;
     int handoff;
+    int log_open;               /* ConnectTunnelLogOpen */
 } ct_settings;
 
 static void settings(request_rec *r, proxy_server_conf *pconf,
@@ -69,6 +71,8 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
     s->zero_copy = ct_conf_zero_copy(conf);
     s->handoff = conf->handoff != CT_UNSET ? conf->handoff
                                            : CT_DEFAULT_HANDOFF;
+    s->log_open = conf->log_open != CT_UNSET ? conf->log_open
+                                             : CT_DEFAULT_LOG_OPEN;
     s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
                                            : CT_DEFAULT_BUFFER_SIZE;
     /* One pass above FlushMaxThreshold would make the core write block. */
@@ -314,6 +318,9 @@ static int hand_off(request_rec *r, const ct_settings *s,
     ct_limits_detach(r, &h.limits);
     st->handed_off = 1;
     ct_report_handed_off(r, tunnel);
+    /* The access-log line waits for the end of the tunnel, as stock's. */
+    h.alog = ct_alog_capture(r, h.early_len, h.up, h.down);
+    st->log_held = h.alog != NULL;
     /* Cannot fail once reserved; the descriptors are the reactor's. */
     (void)ct_reactor_submit(&h);
     return 1;
@@ -351,6 +358,10 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         r->connection->aborted = 1;
         ct_stats_closed(CT_IN_WORKER, 0, 0);
         return;
+    }
+    if (s->log_open) {
+        /* Before a hand-off, so that it precedes the line of the end. */
+        ct_alog_write_open(r);
     }
     if (hand_off(r, s, target, tunnel)) {
         return;
