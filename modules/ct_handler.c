@@ -318,9 +318,17 @@ static int hand_off(request_rec *r, const ct_settings *s,
     ct_limits_detach(r, &h.limits);
     st->handed_off = 1;
     ct_report_handed_off(r, tunnel);
-    /* The access-log line waits for the end of the tunnel, as stock's. */
+    if (s->log_open) {
+        /* Before the reactor has it, so that it precedes the end line. */
+        ct_alog_write_open(r);
+    }
+    /* The access-log line waits for the end of the tunnel, as stock's;
+     * without a record it is written now, and says so. */
     h.alog = ct_alog_capture(r, h.early_len, h.up, h.down);
     st->log_held = h.alog != NULL;
+    if (h.alog == NULL) {
+        apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
+    }
     /* Cannot fail once reserved; the descriptors are the reactor's. */
     (void)ct_reactor_submit(&h);
     return 1;
@@ -359,12 +367,12 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         ct_stats_closed(CT_IN_WORKER, 0, 0);
         return;
     }
-    if (s->log_open) {
-        /* Before a hand-off, so that it precedes the line of the end. */
-        ct_alog_write_open(r);
-    }
     if (hand_off(r, s, target, tunnel)) {
         return;
+    }
+    if (s->log_open) {
+        apr_table_setn(r->notes, CT_NOTE_MODE, "worker");
+        ct_alog_write_open(r);
     }
     end = ct_tunnel_run(tunnel);
     if (end == CT_END_CLIENT_ERROR

@@ -257,7 +257,6 @@ void ct_report_handed_off(request_rec *r, ct_tunnel *t)
 
     ct_tunnel_bytes(t, &up, &down);
     apr_table_setn(r->notes, CT_NOTE_MODE, "reactor");
-    apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
     ct_stats_moved();
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "tunnel handed to a reactor after %" APR_OFF_T_FMT

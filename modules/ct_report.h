@@ -99,8 +99,8 @@ void ct_report_finished(server_rec *s, const ct_tunnel_record *rec,
                         ct_end end, apr_interval_time_t limit);
 
 /**
- * Record that the tunnel went on in a reactor: the notes say so, since
- * its bytes and end are only known to the end-of-tunnel record.
+ * Record that the tunnel went on in a reactor: the mode note says so
+ * (its bytes and end are set when the reactor ends it).
  */
 void ct_report_handed_off(request_rec *r, ct_tunnel *t);
 

@@ -129,9 +129,11 @@ EOC
        'conditions: 500 bytes echoed';
     my ($o) = wait_until(sub { (lines_for("$dir/open_log", $cport // 0))[0] },
                          5);
-    ok $o && $o->{open} eq '1' && $o->{status} == 200,
+    ok $o && $o->{open} eq '1' && $o->{status} == 200
+       && $o->{mode} eq ($mode eq 'reactor' ? 'reactor' : 'worker')
+       && $o->{end} eq '-',
        'conditions: the open record is written while the tunnel runs, '
-       . 'marked tunnel-open';
+       . 'marked tunnel-open, naming its relay' or diag explain $o;
     is $o && $o->{I}, $rlen, 'conditions: the open record\'s %I is the '
                              . 'CONNECT';
     sleep 0.5;
