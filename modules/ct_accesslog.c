@@ -55,9 +55,14 @@ enum {
     T_COUNT
 };
 
-/* Size classes of records: 512 bytes to 64 KiB. */
-#define CT_ALOG_MIN 512
-#define CT_ALOG_CLASSES 8
+/* Size classes of records: every 32 bytes up to 1 KiB (a CONNECT's
+ * record is some 300 to 600 bytes: the steps keep the waste small), then
+ * powers of two up to 64 KiB, the largest record (its offsets are 16
+ * bits wide). */
+#define CT_ALOG_STEP 32
+#define CT_ALOG_SMALL 1024
+#define CT_ALOG_MAX (64 * 1024)
+#define CT_ALOG_CLASSES (CT_ALOG_SMALL / CT_ALOG_STEP + 6)
 
 /* Lines queued for the logger thread, beyond which one is dropped (and
  * counted): a log that stopped must not take the child's memory. */
@@ -83,10 +88,9 @@ struct ct_alog {
     apr_port_t ua_port;
     apr_port_t client_port;
     apr_port_t local_port;
-    apr_uint32_t field[F_COUNT];    /* offset + 1 in text, 0: NULL */
-    apr_uint32_t table[T_COUNT];    /* offset of the first entry */
-    apr_uint32_t entries[T_COUNT];
-    apr_size_t len;             /* text used */
+    apr_uint16_t field[F_COUNT];    /* offset + 1 in text, 0: NULL */
+    apr_uint16_t table[T_COUNT];    /* offset of the first entry */
+    apr_uint16_t entries[T_COUNT];
     char text[1];               /* NUL-terminated strings */
 };
 
@@ -138,22 +142,6 @@ static void logio_counts(conn_rec *c, apr_off_t *in, apr_off_t *out)
     *out = cf ? cf[1] : 0;
 }
 
-/* Text a table's entries take. */
-static apr_size_t table_size(const apr_table_t *t)
-{
-    const apr_array_header_t *arr = apr_table_elts(t);
-    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    apr_size_t n = 0;
-    int i;
-
-    for (i = 0; i < arr->nelts; i++) {
-        if (e[i].key) {
-            n += strlen(e[i].key) + strlen(e[i].val ? e[i].val : "") + 2;
-        }
-    }
-    return n;
-}
-
 static void fields_of(request_rec *r, const char *f[F_COUNT])
 {
     conn_rec *c = r->connection;
@@ -187,50 +175,97 @@ static void tables_of(request_rec *r, const apr_table_t *t[T_COUNT])
     t[T_ENV] = r->subprocess_env;
 }
 
-static apr_size_t put(ct_alog *a, const char *s)
+/* Add s at offset at of text (or, text NULL, only count it). */
+static apr_size_t put(char *text, apr_size_t at, const char *s)
 {
-    apr_size_t at = a->len, n = strlen(s) + 1;
+    apr_size_t n = strlen(s) + 1;
 
-    memcpy(a->text + at, s, n);
-    a->len += n;
-    return at;
+    if (text) {
+        memcpy(text + at, s, n);
+    }
+    return at + n;
 }
 
-static void pack(ct_alog *a, const char *f[F_COUNT],
-                 const apr_table_t *t[T_COUNT])
+/*
+ * Lay out the strings and tables in a->text, or (a NULL) only measure
+ * them.  A string equal to an earlier one (the client's address is often
+ * also the user agent's) is kept once.  @return the text's length
+ */
+static apr_size_t pack(ct_alog *a, const char *f[F_COUNT],
+                       const apr_table_t *t[T_COUNT])
 {
+    char *text = a ? a->text : NULL;
+    apr_size_t len = 0, at[F_COUNT];
     int i, j;
 
-    a->len = 0;
     for (i = 0; i < F_COUNT; i++) {
-        a->field[i] = f[i] ? (apr_uint32_t)put(a, f[i]) + 1 : 0;
+        for (j = 0; f[i] && j < i; j++) {
+            if (f[j] && strcmp(f[i], f[j]) == 0) {
+                break;
+            }
+        }
+        if (f[i] == NULL) {
+            at[i] = 0;
+        }
+        else if (j < i) {
+            at[i] = at[j];
+        }
+        else {
+            at[i] = len + 1;
+            len = put(text, len, f[i]);
+        }
+        if (a) {
+            a->field[i] = (apr_uint16_t)at[i];
+        }
     }
     for (i = 0; i < T_COUNT; i++) {
         const apr_array_header_t *arr = apr_table_elts(t[i]);
         const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+        apr_uint16_t n = 0;
 
-        a->table[i] = (apr_uint32_t)a->len;
-        a->entries[i] = 0;
+        if (a) {
+            a->table[i] = (apr_uint16_t)len;
+        }
         for (j = 0; j < arr->nelts; j++) {
             if (e[j].key) {
-                put(a, e[j].key);
-                put(a, e[j].val ? e[j].val : "");
-                a->entries[i]++;
+                len = put(text, len, e[j].key);
+                len = put(text, len, e[j].val ? e[j].val : "");
+                n++;
             }
         }
+        if (a) {
+            a->entries[i] = n;
+        }
     }
+    return len;
+}
+
+/* The class of a record of size bytes and its size, or -1. */
+static int size_class(apr_size_t size, apr_size_t *csize)
+{
+    apr_size_t c = 2 * CT_ALOG_SMALL;
+    int cls = CT_ALOG_SMALL / CT_ALOG_STEP;
+
+    if (size <= CT_ALOG_SMALL) {
+        *csize = APR_ALIGN(size, CT_ALOG_STEP);
+        return (int)(*csize / CT_ALOG_STEP) - 1;
+    }
+    while (c < size) {
+        c *= 2;
+        cls++;
+    }
+    *csize = c;
+    return c <= CT_ALOG_MAX ? cls : -1;
 }
 
 /* A record of at least size bytes from the free lists, or NULL. */
 static ct_alog *take(apr_size_t size)
 {
     ct_alog *a;
-    int cls = 0;
+    apr_size_t csize;
+    int cls = size_class(size, &csize);
 
-    while (cls < CT_ALOG_CLASSES && ((apr_size_t)CT_ALOG_MIN << cls) < size) {
-        cls++;
-    }
-    if (cls == CT_ALOG_CLASSES || ct_fpool == NULL) {
+    if (cls < 0 || ct_fpool == NULL) {
         return NULL;
     }
     apr_thread_mutex_lock(ct_flock);
@@ -238,7 +273,7 @@ static ct_alog *take(apr_size_t size)
         ct_free[cls] = a->next;
     }
     else {
-        a = apr_palloc(ct_fpool, (apr_size_t)CT_ALOG_MIN << cls);
+        a = apr_palloc(ct_fpool, csize);
     }
     apr_thread_mutex_unlock(ct_flock);
     a->cls = cls;
@@ -262,17 +297,18 @@ static ct_alog *capture(request_rec *r, apr_pool_t *p, apr_off_t less_in,
 {
     const char *f[F_COUNT];
     const apr_table_t *t[T_COUNT];
-    apr_size_t size = APR_OFFSETOF(ct_alog, text);
+    apr_size_t size;
     ct_alog *a;
-    int i;
 
     fields_of(r, f);
     tables_of(r, t);
-    for (i = 0; i < F_COUNT; i++) {
-        size += f[i] ? strlen(f[i]) + 1 : 0;
-    }
-    for (i = 0; i < T_COUNT; i++) {
-        size += table_size(t[i]);
+    size = APR_OFFSETOF(ct_alog, text) + pack(NULL, f, t);
+    if (size > CT_ALOG_MAX) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00272)
+                      "access log: the request is too large to keep for "
+                      "the tunnel's records (%" APR_SIZE_T_FMT " bytes)",
+                      size);
+        return NULL;
     }
     a = p ? apr_palloc(p, size) : take(size);
     if (a == NULL) {
@@ -426,8 +462,12 @@ static request_rec *rebuild(apr_pool_t *p, const ct_alog *a, apr_off_t in,
 void ct_alog_write_open(request_rec *r)
 {
     ct_alog *a = capture(r, r->pool, 0, 0);
-    request_rec *o = rebuild(r->pool, a, a->in0, a->out0);
+    request_rec *o;
 
+    if (a == NULL) {
+        return;
+    }
+    o = rebuild(r->pool, a, a->in0, a->out0);
     apr_table_setn(o->subprocess_env, CT_ENV_TUNNEL_OPEN, "1");
     (void)ap_run_log_transaction(o);
 }
