@@ -572,8 +572,10 @@ static void *APR_THREAD_FUNC logger_main(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-/* The logger's pool has an allocator of its own: only it uses it. */
-static apr_status_t logger_pool(apr_pool_t *pchild)
+/* A pool with an allocator of its own: the child's allocator has no
+ * lock, and these pools are used by several threads (records, under
+ * ct_flock) or by the logger thread alone. */
+static apr_status_t own_pool(apr_pool_t **pool, apr_pool_t *pchild)
 {
     apr_allocator_t *al;
     apr_status_t rv;
@@ -581,12 +583,11 @@ static apr_status_t logger_pool(apr_pool_t *pchild)
     if ((rv = apr_allocator_create(&al)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = apr_pool_create_ex(&ct_lpool, pchild, NULL, al))
-        != APR_SUCCESS) {
+    if ((rv = apr_pool_create_ex(pool, pchild, NULL, al)) != APR_SUCCESS) {
         apr_allocator_destroy(al);
         return rv;
     }
-    apr_allocator_owner_set(al, ct_lpool);
+    apr_allocator_owner_set(al, *pool);
     apr_allocator_max_free_set(al, 64 * 1024);
     return APR_SUCCESS;
 }
@@ -602,13 +603,13 @@ void ct_alog_child_init(apr_pool_t *pchild, server_rec *s)
     ct_qstop = 0;
     ct_dropped = 0;
     memset(ct_free, 0, sizeof(ct_free));
-    if ((rv = apr_pool_create(&ct_fpool, pchild)) != APR_SUCCESS
+    if ((rv = own_pool(&ct_fpool, pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&ct_flock, APR_THREAD_MUTEX_DEFAULT,
                                          pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&ct_qlock, APR_THREAD_MUTEX_DEFAULT,
                                          pchild)) != APR_SUCCESS
         || (rv = apr_thread_cond_create(&ct_qcond, pchild)) != APR_SUCCESS
-        || (rv = logger_pool(pchild)) != APR_SUCCESS
+        || (rv = own_pool(&ct_lpool, pchild)) != APR_SUCCESS
         || (rv = apr_thread_create(&ct_logger, NULL, logger_main, NULL,
                                    pchild)) != APR_SUCCESS) {
         /* Without the thread no line is held back: each is written at

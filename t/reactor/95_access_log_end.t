@@ -4,6 +4,8 @@
 # reactor), %>s is 200, %I counts the CONNECT request and the bytes the
 # client sent, %O the 200 and the bytes it got, %D the tunnel's lifetime,
 # and the notes say how it ended.  Standalone httpds:
+#   stock: mod_proxy_connect instead of this module, the same exchange:
+#     the reference for the counts and timing asserted below.
 #   plain: one tunnel held 1.5 s, 1000 bytes echoed, then closed.
 #   conditions: ConnectTunnelLogOpen On and CustomLogs with env=tunnel-open,
 #     env=!tunnel-open, expr= and a piped log, mod_log_forensic and
@@ -24,7 +26,7 @@ use CT::Reactor qw(suite_mode start_origin wait_until write_all);
 
 sub read_lines { CT::Reactor::read_lines(@_) }
 
-plan tests => 12 + 14 + 7;
+plan tests => 5 + 12 + 14 + 7;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -76,14 +78,40 @@ sub stop_clean {
 
 sub start_httpd {
     my ($conf, @mods) = @_;
-    my $h = eval { CT::Reactor::Httpd->start(conf => $conf,
-                                             modules => \@mods) };
+    my %o = (conf => $conf, modules => \@mods);
+    if (($mods[0] // '') eq 'stock') {
+        %o = (conf => $conf, stock => 1);
+    }
+    my $h = eval { CT::Reactor::Httpd->start(%o) };
     diag "httpd: $@" unless $h;
     return $h;
 }
 
 my $origin = start_origin();
 my $target = '127.0.0.1:' . $origin->port('echo');
+
+# Stock, for reference: what mod_proxy_connect and mod_logio write.
+{
+    my $h = start_httpd("$fmt\nCustomLog \"\@DIR\@/end_log\" ct_end\n",
+                        'stock');
+    my $log = $h ? $h->file('end_log') : '/nonexistent';
+    my ($s, $cport, $rlen, $hlen) = $h ? open_tunnel($h->port, $target)
+                                       : ();
+    ok $s && CT::Reactor::echo_ok($s, 'x' x 1000, 5),
+       'stock: a tunnel echoes 1000 bytes';
+    sleep 1.5;
+    is scalar(lines_for($log, $cport // 0)), 0,
+       'stock: no access-log line while the tunnel runs';
+    close $s if $s;
+    my ($l) = wait_until(sub { (lines_for($log, $cport // 0))[0] }, 10);
+    $l //= {};
+    is "$l->{status} $l->{I} $l->{O}",
+       join(' ', 200, ($rlen // 0) + 1000, ($hlen // 0) + 1000),
+       'stock: its line at the end: 200, %I the CONNECT and the bytes up, '
+       . '%O the 200 and the bytes down';
+    ok +($l->{D} // 0) >= 1.5e6, "stock: %D ($l->{D} us) is the lifetime";
+    stop_clean($h, 'stock');
+}
 
 # Plain.
 {
