@@ -40,6 +40,7 @@
 #include "ct_stats.h"
 #include "ct_metrics.h"
 #include "ct_control.h"
+#include "ct_accesslog.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -109,6 +110,13 @@ static const char *set_handoff(cmd_parms *cmd, void *dummy, int on)
 {
     (void)dummy;
     server_conf(cmd)->handoff = on;
+    return NULL;
+}
+
+static const char *set_log_open(cmd_parms *cmd, void *dummy, int on)
+{
+    (void)dummy;
+    server_conf(cmd)->log_open = on;
     return NULL;
 }
 
@@ -293,6 +301,9 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelLog", set_tunnel_log, NULL, RSRC_CONF,
                   "File (relative to ServerRoot) or |program receiving "
                   "one record per finished tunnel"),
+    AP_INIT_FLAG("ConnectTunnelLogOpen", set_log_open, NULL, RSRC_CONF,
+                 "On to write an access-log record when a tunnel opens, "
+                 "marked with the tunnel-open variable (default Off)"),
     AP_INIT_TAKE1("ConnectTunnelMaxTunnels", set_limit,
                   CT_FIELD(max_tunnels), RSRC_CONF,
                   "Open tunnels in the whole server (default 0: no limit)"),
@@ -483,6 +494,7 @@ static int ct_log_transaction(request_rec *r)
 static void ct_optional_fn_retrieve(void)
 {
     ct_relay_init();
+    ct_alog_init();
 }
 
 static void register_hooks(apr_pool_t *p)
@@ -516,6 +528,10 @@ static void register_hooks(apr_pool_t *p)
     /* First, so that no other hook sees a handed-off connection as live. */
     ap_hook_pre_close_connection(ct_pre_close_connection, NULL, NULL,
                                  APR_HOOK_REALLY_FIRST);
+    /* First, so that no logger sees a handed-off request before its
+     * tunnel ends (a DONE stops the others). */
+    ap_hook_log_transaction(ct_alog_transaction, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST);
     ap_hook_log_transaction(ct_log_transaction, NULL, NULL,
                             APR_HOOK_MIDDLE);
     ap_hook_handler(ct_metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -39,6 +39,7 @@ void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
     conf->client_v4_bits = CT_UNSET;
     conf->client_v6_bits = CT_UNSET;
     conf->handoff = CT_UNSET;
+    conf->log_open = CT_UNSET;
     conf->reactors = CT_UNSET;
     return conf;
 }
@@ -63,6 +64,7 @@ void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(client_v4_bits);
     CT_MERGE(client_v6_bits);
     CT_MERGE(handoff);
+    CT_MERGE(log_open);
     return conf;
 }
 

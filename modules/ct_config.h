@@ -64,6 +64,10 @@
 #define CT_DEFAULT_CLIENT_V4_PREFIX 32
 #define CT_DEFAULT_CLIENT_V6_PREFIX 64
 
+/* ConnectTunnelLogOpen's default: the access log has one line per
+ * tunnel, written when it ends. */
+#define CT_DEFAULT_LOG_OPEN 0
+
 /* Per-server (and virtual host) configuration.  Numbers are CT_UNSET
  * until a directive sets them; 0 means "no limit" where it applies. */
 typedef struct {
@@ -82,6 +86,7 @@ typedef struct {
     int client_v4_bits;         /* ConnectTunnelClientPrefix, IPv4 */
     int client_v6_bits;         /* ConnectTunnelClientPrefix, IPv6 */
     int handoff;                /* ConnectTunnelHandoff */
+    int log_open;               /* ConnectTunnelLogOpen */
     /* Main server only: */
     int reactors;               /* ConnectTunnelReactorThreads */
     int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */

@@ -28,6 +28,7 @@
 #include "ct_report.h"
 #include "ct_limits.h"
 #include "ct_reactor.h"
+#include "ct_accesslog.h"
 #include "ct_stats.h"
 #include "ct_head.h"
 #include "ct_control.h"
@@ -42,6 +43,7 @@ typedef struct {
     apr_size_t bufsize;
     int zero_copy;
     int handoff;
+    int log_open;               /* ConnectTunnelLogOpen */
 } ct_settings;
 
 static void settings(request_rec *r, proxy_server_conf *pconf,
@@ -79,6 +81,8 @@ static void settings(request_rec *r, proxy_server_conf *pconf,
     s->zero_copy = ct_conf_zero_copy(conf);
     s->handoff = conf->handoff != CT_UNSET ? conf->handoff
                                            : CT_DEFAULT_HANDOFF;
+    s->log_open = conf->log_open != CT_UNSET ? conf->log_open
+                                             : CT_DEFAULT_LOG_OPEN;
     s->bufsize = pconf->io_buffer_size_set ? pconf->io_buffer_size
                                            : CT_DEFAULT_BUFFER_SIZE;
     /* One pass above FlushMaxThreshold would make the core write block. */
@@ -458,6 +462,17 @@ static int hand_off(request_rec *r, const ct_settings *s,
     ct_limits_detach(r, &h.limits);
     st->handed_off = 1;
     ct_report_handed_off(r, tunnel);
+    if (s->log_open) {
+        /* Before the reactor has it, so that it precedes the end line. */
+        ct_alog_write_open(r);
+    }
+    /* The access-log line waits for the end of the tunnel, as stock's;
+     * without a record it is written now, and says so. */
+    h.alog = ct_alog_capture(r, h.early_len, h.up, h.down);
+    st->log_held = h.alog != NULL;
+    if (h.alog == NULL) {
+        apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
+    }
     /* Cannot fail once reserved; the descriptors are the reactor's. */
     (void)ct_reactor_submit(&h);
     return 1;
@@ -516,6 +531,10 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         return;
     }
     show_tunnel(r, target);
+    if (s->log_open) {
+        apr_table_setn(r->notes, CT_NOTE_MODE, "worker");
+        ct_alog_write_open(r);
+    }
     end = ct_tunnel_run(tunnel);
     if (end == CT_END_CLIENT_ERROR
         || (end == CT_END_ORIGIN_ERROR && r->connection->master == NULL)) {

@@ -32,6 +32,7 @@ void ct_limits_child_init(apr_pool_t *pchild, server_rec *s);
 /* What the module keeps on a client connection (its conn_config). */
 typedef struct {
     int handed_off;             /* its tunnel went on in a reactor */
+    int log_held;               /* its access-log line waits for the end */
     apr_uint32_t h2_tunnels;    /* tunnels open on its HTTP/2 streams */
 } ct_conn_state;
 

@@ -28,6 +28,7 @@
 #include "ct_stats.h"
 #include "ct_limits.h"
 #include "ct_reactor.h"
+#include "ct_accesslog.h"
 
 #if defined(__linux__)
 
@@ -75,6 +76,11 @@ static void record_end(ct_rtunnel *t)
                        t->end == CT_END_IDLE ? t->idle : t->lifetime);
     ct_stats_closed(CT_IN_REACTOR, t->end, rec.up, rec.down,
                     rec.stop - rec.start);
+    if (t->alog) {
+        ct_alog_finish(t->alog, rec.up, rec.down, rec.end, rec.first,
+                       rec.stop);
+        t->alog = NULL;
+    }
 }
 
 /* Close a tunnel now; its record is freed after the current batch. */
@@ -427,6 +433,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     t->up0 = h->up;
     t->down0 = h->down;
     t->limits = h->limits;
+    t->alog = h->alog;
     apr_cpystrn(t->client, h->client, sizeof(t->client));
     apr_cpystrn(t->target, h->target, sizeof(t->target));
     apr_cpystrn(t->address, h->address, sizeof(t->address));
@@ -584,6 +591,9 @@ static apr_status_t drain(void *data)
         ct_stats_draining(-1);
     }
     stop_reactors();
+    /* The lines of the tunnels just closed, before mod_log_config
+     * flushes and closes its logs (a cleanup of the same pool). */
+    ct_alog_child_stop();
     return APR_SUCCESS;
 }
 
@@ -622,6 +632,7 @@ void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
     }
     ct_working = (apr_uint32_t)ct_nreactors;
     if (ct_nreactors > 0) {
+        ct_alog_child_init(pchild, s);
         apr_pool_pre_cleanup_register(pchild, NULL, drain);
     }
 }

@@ -43,6 +43,7 @@ typedef struct ct_handoff_s {
     const char *target;         /* host:port as validated */
     const char *address;        /* address dialled */
     ct_limit_hold limits;       /* released when the tunnel ends */
+    struct ct_alog *alog;       /* its access-log line, or NULL */
 } ct_handoff;
 
 /**

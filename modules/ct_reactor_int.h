@@ -107,6 +107,7 @@ struct ct_rtunnel {
     int zero_copy;
     ct_limit_hold limits;       /* given back when it ends */
     ct_end end;                 /* CT_END_NONE while it runs */
+    struct ct_alog *alog;       /* its access-log line, or NULL */
     char client[48];
     char target[CT_REACTOR_TEXT];
     char address[64];

@@ -320,15 +320,6 @@ void ct_report_handed_off(request_rec *r, ct_tunnel *t)
 
     ct_tunnel_bytes(t, &up, &down);
     apr_table_setn(r->notes, CT_NOTE_MODE, "reactor");
-    apr_table_setn(r->notes, CT_NOTE_END, "handed-off");
-    /* Known here only if the origin spoke before the hand-off; the
-     * end-of-tunnel record has it in any case. */
-    if (ct_tunnel_first_byte(t) != 0) {
-        note_ms(r, CT_NOTE_FIRST_BYTE_MS, ct_tunnel_first_byte(t));
-    }
-    else {
-        apr_table_unset(r->notes, CT_NOTE_FIRST_BYTE_MS);
-    }
     ct_stats_moved();
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   "tunnel handed to a reactor after %" APR_OFF_T_FMT

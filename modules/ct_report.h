@@ -131,8 +131,8 @@ void ct_report_opened(request_rec *r);
 void ct_report_count_refusal(request_rec *r);
 
 /**
- * Record that the tunnel went on in a reactor: the notes say so, since
- * its bytes and end are only known to the end-of-tunnel record.
+ * Record that the tunnel went on in a reactor: the mode note says so
+ * (its bytes and end are set when the reactor ends it).
  */
 void ct_report_handed_off(request_rec *r, ct_tunnel *t);
 

@@ -5,7 +5,8 @@
 # so this runs on a standalone httpd with one child (ServerLimit 1) and
 # ConnectTunnelHandoffMax 3, read through mod_status's section of the
 # module (?auto: ConnectTunnelsInReactors, ...InWorkers, ...Live, ...).
-#   5 tunnels: 3 in reactors, 2 in workers (status and access log);
+#   5 tunnels: 3 in reactors, 2 in workers (status, and the access-log
+#   record of each tunnel's opening: ConnectTunnelLogOpen On);
 #   the 2 in workers and 1 in a reactor end: 2 left, both in reactors;
 #   the next tunnel takes the freed place (reactor), the one after that
 #   finds the cap again (worker);
@@ -25,7 +26,7 @@ use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no cap to reach'
     if suite_mode() ne 'reactor';
-plan tests => 23, need_module('status');
+plan tests => 24, need_module('status');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 60;
@@ -40,6 +41,7 @@ MaxRequestWorkers 25
 MinSpareThreads 5
 MaxSpareThreads 25
 ConnectTunnelHandoffMax 3
+ConnectTunnelLogOpen On
 <Location "/server-status">
     SetHandler server-status
 </Location>
@@ -65,9 +67,13 @@ sub end_one {
     return $ended;
 }
 
+# The relay of a tunnel as its opening record says (no tunnel-end yet),
+# or (ended 1) as the line written at its end says; 'none' without one.
 sub mode_of {
-    my $s = shift;
-    my $line = wait_until(sub { (access_lines($cport{$s}, $alog))[0] }, 1);
+    my ($s, $ended) = @_;
+    my $line = wait_until(sub {
+        (grep { ($_->{end} ne '-') == ($ended // 0) }
+         access_lines($cport{$s}, $alog))[0] }, 1);
     return $line ? $line->{mode} : 'none';
 }
 
@@ -92,8 +98,10 @@ is $st{ConnectTunnelsHandedOff}, 3, 'status: ConnectTunnelsHandedOff 3';
 is $st{ConnectTunnelsOpened}, 5, 'status: ConnectTunnelsOpened 5';
 is_deeply [map { mode_of($_) } @s[0 .. 2]], [('reactor') x 3],
     'access log: the first 3 were handed off';
-is_deeply [map { mode_of($_) } @s[3, 4]], ['none', 'none'],
-    'access log: the other 2 have no line yet (still in their workers)';
+is_deeply [map { mode_of($_) } @s[3, 4]], ['worker', 'worker'],
+    'access log: the other 2 stayed in their workers';
+is_deeply [map { mode_of($_, 1) } @s], [('none') x 5],
+    'access log: no line of an end while all 5 run';
 
 my ($status, $html) = http_get($port, '/server-status');
 like $html // '',
@@ -106,8 +114,9 @@ ok end_one($s[3]) && end_one($s[4]) && end_one($s[0]),
 %st = status_when_live(2);
 is $st{ConnectTunnelsInReactors}, 2, 'status: 2 left in reactors';
 is $st{ConnectTunnelsInWorkers}, 0, 'status: none in workers';
-is_deeply [map { mode_of($_) } @s[3, 4]], ['worker', 'worker'],
-    'access log: the 2 ended in their workers';
+is_deeply [map { mode_of($_, 1) } @s[3, 4, 0]],
+    ['worker', 'worker', 'reactor'],
+    'access log: the 2 ended in their workers, the other in its reactor';
 
 my $again = open_one();
 ok $again, 'a new tunnel after one in a reactor ended';

@@ -11,16 +11,13 @@
 # socket), and through ct_relay_nohandoff (ConnectTunnelHandoff Off), a
 # tunnel that stays in its worker in every run of the suite.
 #
-# A tunnel handed to a reactor (the default run) is logged at the hand-off,
-# before its payload moves: there %I/%O must say exactly what had moved by
-# then, the CONNECT and the 200 (never a made-up figure), and the payload
-# is counted by the end-of-tunnel record instead.
+# A tunnel handed to a reactor (the default run) is logged when it ends,
+# as one in a worker is, with the same exact %I/%O.
 #
 # Last, early data: 3000 bytes in the same write as the CONNECT, which
 # httpd reads with the request and the relay takes from its filters
-# together with the socket.  %I counts them exactly once, on a tunnel that
-# stays in its worker (request + early + 1000 bytes sent after the 200)
-# and at the hand-off (request + early).
+# together with the socket.  %I counts them exactly once (request + early
+# + 1000 bytes sent after the 200), in a worker and in a reactor.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -77,12 +74,7 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     is $rec->{up}, $size, "$name: the tunnel's record counts the payload up";
     is $rec->{down}, $size,
         "$name: the tunnel's record counts the payload down";
-    if (($f{end} // '') eq 'handed-off') {
-        # Logged at the hand-off: the request and the 200, nothing more.
-        is $f{I}, length $req, "$name: %I is the request, as at hand-off";
-        is $f{O}, length $head, "$name: %O is the 200, as at hand-off";
-    }
-    elsif ($tls) {
+    if ($tls) {
         # Records and the handshake add to what the payload needs.
         cmp_ok $f{I} // 0, '>=', $size + length $req,
             "$name: %I counts the bytes in";
@@ -121,16 +113,9 @@ for my $case (['early data, hand-off off', 'ct_relay_nohandoff'],
                              qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /,
                              10) // '';
     my %f = $line =~ / (I|O|end)=(\S+)/g;
-    if (($f{end} // '') eq 'handed-off') {
-        is $f{I}, length $req,
-            "$name: %I at the hand-off is the request and the early bytes";
-        is $f{O}, length $head, "$name: %O at the hand-off is the 200";
-    }
-    else {
-        is $f{I}, length($req) + 1000,
-            "$name: %I counts the request, the early bytes and the rest";
-        is $f{O}, length($head) + 4000,
-            "$name: %O counts the 200 and the echo";
-    }
+    is $f{I}, length($req) + 1000,
+        "$name: %I counts the request, the early bytes and the rest";
+    is $f{O}, length($head) + 4000,
+        "$name: %O counts the 200 and the echo";
     $origin->stop;
 }

@@ -636,7 +636,9 @@ sub libexecdir {
 # appended to the base configuration (which already has the forward
 # proxy for loopback targets and logs in the directory), mode => the
 # relay to configure ('reactor', 'copy', 'worker', 'filter'; default: the
-# suite's), nofile => the server's descriptor limit (soft and hard).
+# suite's), nofile => the server's descriptor limit (soft and hard),
+# stock => 1 for stock mod_proxy_connect instead of this module (a
+# reference for what stock does).
 # Dies when it does not come up in 15 s.
 sub start {
     my ($class, %o) = @_;
@@ -650,6 +652,7 @@ sub start {
     my @load;
     for my $name ('mpm_event_module', 'authz_core_module',
                   'authz_host_module', 'proxy_module',
+                  ($o{stock} ? ('proxy_connect_module') : ()),
                   map { "${_}_module" } @{ $o{modules} // [] }) {
         my $path = $mod{$name};
         if (!$path) {
@@ -661,16 +664,23 @@ sub start {
     }
     my $so = "$vars->{top_dir}/.libs/mod_connect_tunnel.so";
     my $mode = $o{mode} // CT::Reactor::suite_mode();
-    my $relay = $mode eq 'worker' ? "ConnectTunnelHandoff Off\n"
+    my $relay = $o{stock} ? ''
+              : $mode eq 'worker' ? "ConnectTunnelHandoff Off\n"
               : $mode eq 'filter' ? "ConnectTunnelHandoff Off\n"
                                     . "ConnectTunnelZeroCopy Off\n"
               : $mode eq 'copy' ? "ConnectTunnelZeroCopy Off\n"
               : !$o{mode} && !CT::Reactor::suite_zero_copy()
                                   ? "ConnectTunnelZeroCopy Off\n"
               : '';
+    my $ours = $o{stock} ? '' : <<"EOC";
+LoadModule connect_tunnel_module "$so"
+ConnectTunnelLog "$dir/tunnels_log"
+ConnectTunnelAllow loopback
+EOC
+    my $ports = $o{stock} ? '1-65535' : 'all';
     my $conf = join("\n", @load) . <<"EOC";
 
-LoadModule connect_tunnel_module "$so"
+$ours
 ServerRoot "$dir"
 ServerName localhost
 DefaultRuntimeDir "$dir"
@@ -683,10 +693,8 @@ Group $vars->{group}
 Timeout 60
 LogFormat "cport=%{remote}p mode=%{tunnel-mode}n end=%{tunnel-end}n up=%{tunnel-bytes-up}n down=%{tunnel-bytes-down}n status=%>s proto=%H \\"%r\\"" ct_reactor
 CustomLog "$dir/access_log" ct_reactor
-ConnectTunnelLog "$dir/tunnels_log"
 ProxyRequests On
-AllowCONNECT all
-ConnectTunnelAllow loopback
+AllowCONNECT $ports
 <Proxy "*">
     Require all granted
 </Proxy>
