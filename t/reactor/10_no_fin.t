@@ -39,17 +39,19 @@ ok echo_ok($s, "first\n"), 'the tunnel echoes right after the 200';
 # In a reactor run the access-log line is written at hand-off; in a
 # worker run only when the tunnel ends (checked below).
 my $cport = $s->sockport;
-if ($want eq 'reactor') {
+SKIP: {
+    if ($want ne 'reactor') {
+        my @l = access_lines($cport);
+        is scalar @l, 0,
+           'no access-log line while the tunnel is in its worker';
+        skip "no hand-off in this run ($mode relay): no tunnel-end "
+             . 'handed-off to see', 1;
+    }
     my ($line) = wait_until(sub { my @l = access_lines($cport); $l[0] });
     is $line && $line->{mode}, 'reactor',
        'access log at hand-off: tunnel-mode is reactor';
     is $line && $line->{end}, 'handed-off',
        'access log at hand-off: tunnel-end is handed-off';
-}
-else {
-    my @l = access_lines($cport);
-    is scalar @l, 0, 'no access-log line while the tunnel is in its worker';
-    pass 'the tunnel is still in its worker';
 }
 
 # Nothing may arrive: a FIN or an RST would make the socket readable.

@@ -118,7 +118,7 @@ sub status_when_live {
     });
     is scalar(grep { $_->{mode} eq 'reactor' } @{ $recs // [] }), 323,
        'limit 1500: tunnels_log: 323 ended in reactors';
-    ok $httpd->stop, 'limit 1500: the standalone server is stopped';
+    $httpd->stop;
 }
 
 {
@@ -131,7 +131,7 @@ sub status_when_live {
     my %st = status_when_live($port, scalar @s);
     is $st{ConnectTunnelsInReactors}, 1, 'limit 700: it is in a reactor';
     end_all(@s);
-    ok $httpd->stop, 'limit 700: the standalone server is stopped';
+    $httpd->stop;
 }
 
 $origin->stop;
