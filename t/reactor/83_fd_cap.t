@@ -10,8 +10,12 @@
 #   limit 1500: room 860, 107 pipes, cap (860 - 214) / 2 = 323; 330
 #     tunnels: 323 in reactors, 7 in workers, all working, and the child
 #     still serves.
-#   limit 700: room 60, 7 pipes, cap (60 - 14) / 2 = 23; a tunnel must be
-#     handed off.
+#   limit 700: room 60, 7 pipes, cap (60 - 14) / 2 = 23; 26 tunnels:
+#     23 in reactors, 3 in workers.
+# And with a soft limit below the hard one (soft 700, hard 1500) the
+# child raises its soft limit to the hard one (/proc/PID/limits) and
+# derives the cap of 1500, 323: 30 tunnels, more than the 23 of a soft
+# limit of 700, all go to reactors.
 # Only the default run hands tunnels off.
 use strict;
 use warnings FATAL => 'all';
@@ -20,12 +24,13 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records status_auto log_lines);
+                   wait_until tunnel_records status_auto log_lines
+                   children_of);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no cap to reach'
     if suite_mode() ne 'reactor';
-plan tests => 13, need_module('status');
+plan tests => 15, need_module('status');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
@@ -34,9 +39,10 @@ my $origin = start_origin();
 my $target = '127.0.0.1:' . $origin->port('echo');
 
 sub server {
-    my $nofile = shift;
+    my ($nofile, $soft) = @_;
     return CT::Reactor::Httpd->start(
-        modules => ['status'], nofile => $nofile, conf => <<'EOC');
+        modules => ['status'], nofile => $nofile, nofile_soft => $soft,
+        conf => <<'EOC');
 LogLevel info connect_tunnel:debug
 StartServers 1
 ServerLimit 1
@@ -118,7 +124,7 @@ sub status_when_live {
     });
     is scalar(grep { $_->{mode} eq 'reactor' } @{ $recs // [] }), 323,
        'limit 1500: tunnels_log: 323 ended in reactors';
-    ok $httpd->stop, 'limit 1500: the standalone server is stopped';
+    $httpd->stop;
 }
 
 {
@@ -126,12 +132,42 @@ sub status_when_live {
     my $port = $httpd->port;
     is logged_cap($httpd, 700), 23,
        'limit 700: the child derives a cap of (60 - 14) / 2 = 23 tunnels';
-    my @s = open_tunnels($port, 1);
-    is scalar @s, 1, 'limit 700: a tunnel is established';
+    my @s = open_tunnels($port, 26);
+    is scalar @s, 26, 'limit 700: 26 tunnels established and echoing';
     my %st = status_when_live($port, scalar @s);
-    is $st{ConnectTunnelsInReactors}, 1, 'limit 700: it is in a reactor';
+    is "$st{ConnectTunnelsInReactors} $st{ConnectTunnelsInWorkers}", '23 3',
+       'limit 700: status: 23 in reactors (the cap), 3 in workers';
     end_all(@s);
-    ok $httpd->stop, 'limit 700: the standalone server is stopped';
+    $httpd->stop;
+}
+
+# The soft descriptor limit of a process, from /proc.
+sub soft_nofile {
+    my $pid = shift;
+    open my $fh, '<', "/proc/$pid/limits" or return 'no limits';
+    while (<$fh>) {
+        return $1 if /^Max open files\s+(\d+)/;
+    }
+    return 'none';
+}
+
+{
+    my $httpd = server(1500, 700);
+    my $port = $httpd->port;
+    is soft_nofile($httpd->pid), 700,
+       'soft 700, hard 1500: the server starts with a soft limit of 700';
+    is logged_cap($httpd, 1500), 323,
+       'soft 700, hard 1500: the child raises it to 1500 and derives 323';
+    my @kids = children_of($httpd->pid);
+    is join(' ', map { soft_nofile($_) } @kids), 1500,
+       'soft 700, hard 1500: the child\'s soft limit is 1500';
+    my @s = open_tunnels($port, 30);
+    my %st = status_when_live($port, scalar @s);
+    is scalar(@s) . " in reactors: $st{ConnectTunnelsInReactors}",
+       '30 in reactors: 30',
+       'soft 700, hard 1500: 30 tunnels (more than 23), all in reactors';
+    end_all(@s);
+    $httpd->stop;
 }
 
 $origin->stop;

@@ -39,6 +39,8 @@ local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
 
 my $size = 1 << 20;
+my $down_sha = CT::Origin::Stream->digest_of($size, 61);
+my $up_sha = CT::Origin::Stream->digest_of($size, 62);
 for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
               ['TLS proxy', 'ct_relay_tls_proxy', 1, '127.0.0.1'],
               ['IPv6 origin', 'ct_all', 0, '::1'],
@@ -58,8 +60,10 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
                                                        host => $host);
     is $status, 200, "$name: the tunnel is established";
     my $r = duplex($s, CT::Origin::Stream->new($size, 62), $size, 30);
-    is "$r->{state} $r->{got}", "ok $size", "$name: 1 MiB each way";
     my $rep = $origin->wait_for(1, 'done', 10) // {};
+    is "$r->{state} $r->{got} $r->{sha256} "
+       . ($rep->{sha256} // 'no report'),
+       "ok $size $down_sha $up_sha", "$name: 1 MiB each way, byte-exact";
     read_to_eof($s, 10);
     close $s;
 

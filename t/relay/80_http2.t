@@ -15,12 +15,14 @@
 #     its own (the upload goes on, whole, meanwhile), or by the idle
 #     timeout;
 #   - the idle timeout ends a stream's tunnel (end=idle-timeout), a
-#     client's RST_STREAM ends it at once (end=client-error), also when
-#     it follows the client's END_STREAM and the origin is silent;
+#     client's RST_STREAM ends it at once (end=client-error; the origin
+#     sees its connection end within 1.5 s of its start, while the client
+#     keeps its HTTP/2 connection 3 s more), also when it follows the
+#     client's END_STREAM and the origin is silent;
 #   - an origin that resets its connection makes the proxy reset the
 #     stream (RST_STREAM, not a clean END_STREAM; end=origin-error);
-#   - a refused origin is a 502 on the stream, and the HTTP/2 connection
-#     keeps serving other streams;
+#   - a refused origin is a 502 on the stream, and the same HTTP/2
+#     connection then carries a working tunnel on a new stream;
 #   - TLS with ALPN h2 to the proxy.
 use strict;
 use warnings FATAL => 'all';
@@ -28,6 +30,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use JSON::PP ();
+use Digest::SHA qw(sha256_hex);
 use Socket qw(SOL_SOCKET SO_LINGER);
 use CT::Origin;
 use CT::Reactor qw(wait_until access_lines tunnel_records free_port
@@ -41,7 +44,7 @@ plan skip_all => 'mod_http2 is not installed'
     unless $libexec && -e "$libexec/mod_http2.so";
 plan skip_all => 'python3-h2 is not installed'
     unless system($python, '-c', 'import h2') == 0;
-plan tests => 54, need_module('ssl');
+plan tests => 55, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 150;
@@ -79,7 +82,7 @@ sub h2 {
                '--target', $o{target}, '--timeout', $o{timeout} // 60);
     push @cmd, '--tls', '--ca', "$certdir/cert.pem" if $o{tls};
     for my $k (qw(send seed streams expect reset-after reset-after-end
-                  linger)) {
+                  linger then)) {
         push @cmd, "--$k", $o{$k} if defined $o{$k};
     }
     push @cmd, '--early' if $o{early};
@@ -171,8 +174,11 @@ my $mib = 1 << 20;
     my ($r) = h2(target => "127.0.0.1:" . $o->port, send => 8 * $mib,
                  seed => 13, linger => 1, timeout => 30);
     is $r->{status}, 200, 'origin end first: established';
-    ok $r->{received} == 18 && $r->{ended} && !$r->{reset},
-       'origin end first: the greeting, then END_STREAM' or diag explain $r;
+    ok $r->{received} == 18
+           && $r->{received_sha256} eq sha256_hex("HELLO FROM ORIGIN\n")
+           && $r->{ended} && !$r->{reset},
+       'origin end first: the greeting, byte-exact, then END_STREAM'
+       or diag explain $r;
     is $r->{sent}, 8 * $mib, 'origin end first: the client sent 8 MiB';
     my $rep = $o->wait_for(1, 'sha256', 20);
     ok $rep && $rep->{bytes} == 8 * $mib && $rep->{eof}
@@ -238,21 +244,36 @@ my $mib = 1 << 20;
     $o->stop;
 }
 
-# A client's RST_STREAM ends the tunnel at once, and the origin's side.
+# A client's RST_STREAM ends the tunnel at once, and the origin's side:
+# the origin, which writes as fast as it can, times its connection from
+# its accept to its failed write.  The client keeps its HTTP/2 connection
+# 3 s after the reset, so a tunnel that waited for the connection's end
+# would last 3 s or more.
 {
     my $o = CT::Origin->start('source', bytes => 512 * $mib, seed => 5);
     my ($r) = h2(target => "127.0.0.1:" . $o->port, no_end => 1,
-                 'reset-after' => 1, linger => 2);
+                 'reset-after' => 1, linger => 3);
     is $r->{status}, 200, 'reset: established';
     ok $r->{cancelled}, 'reset: the client cancelled the stream';
     my @l = lines_of($r->{local_port}, 1);
     is $l[0] && $l[0]->{end}, 'client-error',
        'reset: access log end=client-error' or diag explain \@l;
-    ok $l[0] && $l[0]->{down} < 512 * $mib,
-       'reset: the tunnel did not run to the end of the download';
-    my $rep = $o->wait_for(1, 'error', 20);
+    # The client's stream window (16 MiB) and the proxy's buffers bound
+    # what can come down once the reset is sent.
+    ok $l[0] && $l[0]->{down} < 32 * $mib,
+       'reset: the tunnel stopped within the stream window (< 32 MiB)'
+       or diag explain \@l;
+    my $rep = $o->wait_for(1, 'finished', 20);
     ok $rep && $rep->{error} && !$rep->{done},
        'reset: the origin saw its connection end early'
+       or diag explain $rep;
+    my $took = $rep && $rep->{finished} - $rep->{accepted};
+    my $after = $rep && $r->{cancelled_at}
+                && $rep->{finished} - $r->{cancelled_at};
+    diag sprintf 'reset: the origin connection lasted %.3f s, %.3f s after '
+                 . 'the reset', $took // -1, $after // -1;
+    ok defined $took && $took < 1.5,
+       'reset: the origin connection ended within 1.5 s of its accept'
        or diag explain $rep;
     $o->stop;
 }
@@ -306,23 +327,32 @@ my $mib = 1 << 20;
     $o->stop;
 }
 
-# A refused origin: 502 on the stream; the connection goes on.
+# A refused origin: 502 on the stream; then a new stream of the same
+# connection is a working tunnel.
 {
     my $o = CT::Origin->start('echo');
     my $closed = free_port();
-    my @r = h2(target => "127.0.0.1:$closed", streams => 1);
+    my @r = h2(target => "127.0.0.1:$closed", streams => 1,
+               then => "127.0.0.1:" . $o->port, send => 1000);
     is $r[0] && $r[0]->{status}, 502, 'refused origin: 502 on the stream';
     ok $r[0] && $r[0]->{ended}
            && (!$r[0]->{reset} || $r[0]->{reset_code} == 0),
        'refused origin: the error stream ends normally (END_STREAM; a '
        . 'reset, if any, is NO_ERROR)' or diag explain \@r;
-    my @l = lines_of($r[0]->{local_port}, 1);
-    ok $l[0] && $l[0]->{status} == 502 && $l[0]->{proto} eq 'HTTP/2.0',
-       'refused origin: access log 502 over HTTP/2.0';
-    my ($ok) = h2(target => "127.0.0.1:" . $o->port, send => 1000);
-    ok $ok && $ok->{status} == 200
-           && $ok->{received_sha256} eq $ok->{sent_sha256},
-       'refused origin: the next tunnel works';
+    my $ok = $r[1];
+    ok $ok && $ok->{status} == 200 && $ok->{sent} == 1000
+           && $ok->{received_sha256} eq $ok->{sent_sha256} && $ok->{ended},
+       'refused origin: a second stream of the connection echoes 1000 '
+       . 'bytes byte-exact' or diag explain \@r;
+    my $rep = $o->wait_for(1, 'finished');
+    is $rep && $rep->{bytes}, 1000,
+       'refused origin: the origin got the second stream\'s bytes'
+       or diag explain $rep;
+    my @l = lines_of($r[0]->{local_port}, 2);
+    is join(' ', map { "$_->{status} $_->{proto}" } @l),
+       '502 HTTP/2.0 200 HTTP/2.0',
+       'refused origin: the one client connection has two access-log '
+       . 'lines, 502 then 200, over HTTP/2.0' or diag explain \@l;
     $o->stop;
 }
 
@@ -347,4 +377,4 @@ my $mib = 1 << 20;
 ok !CT::Reactor::log_lines(qr/AH00052|AH00051|segfault/,
                            $httpd->file('error_log')),
    'no child crashed';
-ok $httpd->stop, 'the standalone server is stopped';
+$httpd->stop;

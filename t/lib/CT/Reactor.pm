@@ -637,8 +637,9 @@ sub libexecdir {
 # proxy for loopback targets and logs in the directory), mode => the
 # relay to configure ('reactor', 'copy', 'worker', 'filter'; default: the
 # suite's), nofile => the server's descriptor limit (soft and hard),
-# stock => 1 for stock mod_proxy_connect instead of this module (a
-# reference for what stock does).
+# nofile_soft => a lower soft limit under that hard one, stock => 1 for
+# stock mod_proxy_connect instead of this module (a reference for what
+# stock does).
 # Dies when it does not come up in 15 s.
 sub start {
     my ($class, %o) = @_;
@@ -713,9 +714,12 @@ EOC
         open STDERR, '>>', "$dir/stdout";
         my @cmd = ($vars->{httpd}, '-DFOREGROUND', '-d', $dir,
                    '-f', "$dir/httpd.conf");
-        # A descriptor limit (soft and hard) for the server, if asked.
-        unshift @cmd, 'sh', '-c', "ulimit -n $o{nofile} && exec \"\$@\"",
-                      'sh' if $o{nofile};
+        # A descriptor limit (soft and hard) for the server, if asked,
+        # and a lower soft one.
+        my $ulimit = $o{nofile} ? "ulimit -n $o{nofile}" : '';
+        $ulimit .= " && ulimit -S -n $o{nofile_soft}" if $o{nofile_soft};
+        unshift @cmd, 'sh', '-c', "$ulimit && exec \"\$@\"", 'sh'
+            if $ulimit;
         {
             no warnings q(exec);
             exec @cmd;
