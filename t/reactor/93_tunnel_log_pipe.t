@@ -5,7 +5,7 @@
 # httpd 2.4 reads it), which receives one record per
 # finished tunnel, from workers and reactors alike:
 #   [date] client=... target=host:port address=... mode=... end=...
-#   up=N down=N duration_ms=N
+#   up=N down=N duration_ms=N first_byte_ms=N|-
 # refused requests are not written; and when the file cannot be opened,
 # httpd does not start (CT00009).  Run in every relay mode: mode= is the
 # run's relay.
@@ -38,7 +38,7 @@ my @tunnels = (
 my $record_re = join '',
     '^\[\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\] ',
     'client=\S+ target=\S+ address=\S+ mode=\S+ end=\S+ ',
-    'up=\d+ down=\d+ duration_ms=\d+$';
+    'up=\d+ down=\d+ duration_ms=\d+ first_byte_ms=(?:\d+|-)$';
 $record_re = qr/$record_re/;
 
 plan tests => 3 + 7 * @tunnels + 3;
