@@ -175,13 +175,21 @@ static void expire(ct_race *race, apr_time_t now)
     }
 }
 
-/* The result of the connect of a socket poll() reported. */
-static apr_status_t connect_result(apr_socket_t *sock)
+/*
+ * The result of the connect of a socket poll() reported.  Writable with
+ * no error or hang-up is a connection made: Linux reports a socket whose
+ * connect is still under way as not writable and one whose connect failed
+ * with POLLERR, so only those need the error asked for.
+ */
+static apr_status_t connect_result(apr_socket_t *sock, apr_int16_t events)
 {
     apr_os_sock_t fd;
     int error = 0;
     socklen_t len = sizeof(error);
 
+    if (events == APR_POLLOUT) {
+        return APR_SUCCESS;
+    }
     apr_os_sock_get(&fd, sock);
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
         return APR_FROM_OS_ERROR(errno);
@@ -232,7 +240,7 @@ static apr_status_t wait_ready(ct_race *race, apr_time_t now)
         if (pfd[i].rtnevents == 0) {
             continue;
         }
-        rv = connect_result(race->flight[i].sock);
+        rv = connect_result(race->flight[i].sock, pfd[i].rtnevents);
         if (rv == APR_SUCCESS) {
             race->won = race->flight[i].sock;
             race->won_addr = race->flight[i].addr;
