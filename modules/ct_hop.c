@@ -19,6 +19,35 @@
 
 #include "ct_hop.h"
 
+void ct_hop_interleave(apr_sockaddr_t **addrs)
+{
+    apr_sockaddr_t *v6 = NULL, *v4 = NULL, **t6 = &v6, **t4 = &v4;
+    apr_sockaddr_t *sa, *next, **tail = addrs;
+    int six = 1;
+
+    for (sa = *addrs; sa != NULL; sa = next) {
+        next = sa->next;
+        sa->next = NULL;
+        if (sa->family == APR_INET6) {
+            *t6 = sa;
+            t6 = &sa->next;
+        }
+        else {
+            *t4 = sa;
+            t4 = &sa->next;
+        }
+    }
+    while (v6 != NULL || v4 != NULL) {
+        apr_sockaddr_t **from = (six && v6) || v4 == NULL ? &v6 : &v4;
+
+        *tail = *from;
+        *from = (*from)->next;
+        tail = &(*tail)->next;
+        six = !six;
+    }
+    *tail = NULL;
+}
+
 int ct_hop_cap_addresses(apr_sockaddr_t *addrs, int max)
 {
     apr_sockaddr_t *sa, *last = NULL;

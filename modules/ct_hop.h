@@ -15,11 +15,20 @@
 #include "apr_network_io.h"
 #include "apr_time.h"
 
-/* Most addresses of one next hop that are dialled, in resolver order. */
+/* Most addresses of one next hop that are dialled. */
 #define CT_MAX_ADDRESSES 16
 
 /* Bytes of random in the per-instance part of our Via entry. */
 #define CT_INSTANCE_BYTES 8
+
+/**
+ * Reorder addrs as RFC 8305 section 4 asks: an IPv6 address first (where
+ * there is one), then the families taking turns, each family's addresses
+ * in the order they came; what is left of one family when the other runs
+ * out follows at the end.
+ * @param addrs the list, reordered in place
+ */
+void ct_hop_interleave(apr_sockaddr_t **addrs);
 
 /**
  * Keep the first max records of the list addrs, drop the rest.

@@ -23,15 +23,7 @@
 #include "ct_hop.h"
 #include "ct_resolve.h"
 #include "ct_via.h"
-
-/* Outcome of trying every address of the next hop. */
-typedef enum {
-    CT_DIAL_OK = 0,
-    CT_DIAL_REFUSED,
-    CT_DIAL_UNREACHABLE,
-    CT_DIAL_TIMEOUT,
-    CT_DIAL_DEADLINE            /* the set-up's deadline ran out */
-} ct_dial;
+#include "ct_dial.h"
 
 /* Upstream proxies are spoken to in plain HTTP: say so where a
  * ProxyRemote URL asks for TLS, rather than ignore it silently. */
@@ -63,106 +55,6 @@ void ct_origin_check_remotes(server_rec *s)
 static void net_of(const apr_sockaddr_t *sa, ct_net *net)
 {
     ct_net_from_raw(sa->family, sa->ipaddr_ptr, net);
-}
-
-/* ConnectTunnelBind: the socket's source, before it connects. */
-static apr_status_t bind_source(request_rec *r, apr_socket_t *sock,
-                                apr_sockaddr_t *bind, apr_sockaddr_t *addr)
-{
-    apr_status_t rv = APR_SUCCESS;
-
-    /* A fixed port is taken again by the next attempt or tunnel. */
-    if (bind->port != 0) {
-        rv = apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_socket_bind(sock, bind);
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00237)
-                      "cannot bind the connection to %pI to %pI "
-                      "(ConnectTunnelBind)", addr, bind);
-    }
-    return rv;
-}
-
-static apr_status_t dial_one(request_rec *r, proxy_server_conf *pconf,
-                             apr_sockaddr_t *addr, const ct_setup *setup,
-                             apr_interval_time_t timeout,
-                             apr_socket_t **sock)
-{
-    apr_status_t rv;
-
-    rv = apr_socket_create(sock, addr->family, SOCK_STREAM, APR_PROTO_TCP,
-                           r->pool);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    /* Interactive traffic goes through tunnels: never delay small writes. */
-    rv = apr_socket_opt_set(*sock, APR_TCP_NODELAY, 1);
-    if (rv == APR_SUCCESS && pconf->recv_buffer_size > 0) {
-        rv = apr_socket_opt_set(*sock, APR_SO_RCVBUF,
-                                (apr_int32_t)pconf->recv_buffer_size);
-    }
-    if (rv == APR_SUCCESS && setup->bind) {
-        rv = bind_source(r, *sock, setup->bind, addr);
-    }
-    else if (rv == APR_SUCCESS && pconf->source_address
-             && pconf->source_address->family == addr->family) {
-        rv = apr_socket_bind(*sock, pconf->source_address);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_socket_timeout_set(*sock, timeout);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_socket_connect(*sock, addr);
-    }
-    if (rv != APR_SUCCESS) {
-        apr_socket_close(*sock);
-        *sock = NULL;
-    }
-    return rv;
-}
-
-/*
- * Try the addresses in resolver order, each within the step timeout or
- * what is left of the set-up; remember whether any timed out.
- */
-static ct_dial dial(request_rec *r, proxy_server_conf *pconf,
-                    apr_sockaddr_t *addrs, const ct_setup *setup,
-                    ct_origin *o)
-{
-    apr_interval_time_t timeout;
-    apr_sockaddr_t *addr;
-    apr_status_t rv;
-    int timed_out = 0, refused = 0;
-
-    for (addr = addrs; addr != NULL; addr = addr->next) {
-        timeout = ct_hop_step_timeout(setup->step, setup->deadline,
-                                      apr_time_now());
-        if (timeout == 0) {
-            return CT_DIAL_DEADLINE;
-        }
-        rv = dial_one(r, pconf, addr, setup, timeout, &o->sock);
-        /* An attempt cut short by the deadline ends the set-up (poll's
-         * millisecond rounding may wake it a little early). */
-        if (APR_STATUS_IS_TIMEUP(rv) && timeout < setup->step) {
-            return CT_DIAL_DEADLINE;
-        }
-        if (rv == APR_SUCCESS) {
-            o->addr = addr;
-            return CT_DIAL_OK;
-        }
-        timed_out |= APR_STATUS_IS_TIMEUP(rv);
-        refused |= APR_STATUS_IS_ECONNREFUSED(rv);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, CT_LOGNO(00020)
-                      "connect to %pI failed%s", addr,
-                      addr->next ? ", trying the next address" : "");
-    }
-    if (timed_out) {
-        return CT_DIAL_TIMEOUT;
-    }
-    return refused ? CT_DIAL_REFUSED : CT_DIAL_UNREACHABLE;
 }
 
 /*
@@ -379,7 +271,8 @@ static int upstream_handshake(request_rec *r, const ct_target *t,
     return OK;
 }
 
-static int connect_failed(request_rec *r, const ct_setup *setup, ct_dial how,
+static int connect_failed(request_rec *r, const ct_setup *setup,
+                          ct_dial_outcome how,
                           const char *hop)
 {
     if (how == CT_DIAL_DEADLINE) {
@@ -487,12 +380,15 @@ static int filter_family(request_rec *r, const ct_setup *setup,
                              "configured source address.");
 }
 
-/* A name with hundreds of (blackholed) addresses costs no more than
- * CT_MAX_ADDRESSES attempts. */
-static void cap_addresses(request_rec *r, const char *host,
-                          apr_sockaddr_t *addrs)
+/* IPv6 and IPv4 take turns (RFC 8305); a name with hundreds of
+ * (blackholed) addresses costs no more than CT_MAX_ADDRESSES attempts. */
+static void order_addresses(request_rec *r, const char *host,
+                            apr_sockaddr_t **addrs)
 {
-    int dropped = ct_hop_cap_addresses(addrs, CT_MAX_ADDRESSES);
+    int dropped;
+
+    ct_hop_interleave(addrs);
+    dropped = ct_hop_cap_addresses(*addrs, CT_MAX_ADDRESSES);
 
     if (dropped > 0) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00142)
@@ -511,7 +407,7 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
     apr_sockaddr_t *addrs, *local;
     apr_int32_t family = APR_UNSPEC;
     apr_status_t rv;
-    ct_dial how;
+    ct_dial_outcome how;
     int rc;
 
     if (proxyname) {
@@ -551,8 +447,8 @@ int ct_origin_open(request_rec *r, proxy_server_conf *pconf,
     if ((rc = filter_family(r, setup, host, &addrs)) != OK) {
         return rc;
     }
-    cap_addresses(r, host, addrs);
-    how = dial(r, pconf, addrs, setup, o);
+    order_addresses(r, host, &addrs);
+    how = ct_dial_race(r, pconf, addrs, setup, &o->sock, &o->addr);
     if (how != CT_DIAL_OK) {
         return connect_failed(r, setup, how,
                               o->upstream ? o->upstream

@@ -60,9 +60,9 @@ void ct_origin_check_remotes(server_rec *s);
 /**
  * Open the connection a tunnel to t will use.  For a direct connection
  * every resolved address is checked against the destination rules and
- * only those allowed are dialled, in resolver order, at most
- * CT_MAX_ADDRESSES of them (what is checked is what is dialled: nothing is
- * resolved twice).  A target's name is resolved as an absolute name (see
+ * only those allowed are dialled, at most CT_MAX_ADDRESSES of them, IPv6
+ * and IPv4 taking turns and raced as RFC 8305 says (see ct_dial_race();
+ * what is checked is what is dialled: nothing is resolved twice).  A target's name is resolved as an absolute name (see
  * ct_resolve_name()), so the name the rules checked is the one
  * resolved.  ProxyBlock is checked against the resolved addresses too.
  * Each connect and each read of an upstream's reply gets the step

@@ -192,12 +192,17 @@ static apr_status_t early_bytes(ct_tunnel *t, ct_handoff *h)
     return APR_SUCCESS;
 }
 
-/* 0 or errno. */
+/* 0 or errno.  The copy shares its flags with the worker's socket, which
+ * APR has usually made non-blocking already (for a timeout): then there
+ * is nothing to set. */
 static int set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
 
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    if (flags < 0) {
+        return errno;
+    }
+    if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
         return errno;
     }
     return 0;

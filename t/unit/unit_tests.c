@@ -11,6 +11,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "apr_strings.h"
 #include "apr_general.h"
 #include "apr_pools.h"
 
@@ -390,6 +391,67 @@ static void test_address_cap(apr_pool_t *p)
                cases[i].why);
     }
     expect(ct_hop_cap_addresses(NULL, 16) == 0, "cap: empty list", "");
+}
+
+/* Addresses from a string: '6' an IPv6, '4' an IPv4 one; ports 1..n. */
+static apr_sockaddr_t *family_list(apr_pool_t *p, const char *fams)
+{
+    apr_sockaddr_t *head = NULL, **tail = &head;
+    int i;
+
+    for (i = 0; fams[i]; i++) {
+        if (apr_sockaddr_info_get(tail, fams[i] == '6' ? "::1"
+                                                       : "127.0.0.1",
+                                  fams[i] == '6' ? APR_INET6 : APR_INET,
+                                  (apr_port_t)(i + 1), 0, p)
+            != APR_SUCCESS) {
+            break;
+        }
+        tail = &(*tail)->next;
+    }
+    return head;
+}
+
+/* The list as family letters and ports: "6:1 4:2". */
+static const char *family_text(apr_pool_t *p, const apr_sockaddr_t *sa)
+{
+    const char *out = "";
+
+    for (; sa != NULL; sa = sa->next) {
+        out = apr_psprintf(p, "%s%s%c:%hu", out, *out ? " " : "",
+                           sa->family == APR_INET6 ? '6' : '4', sa->port);
+    }
+    return out;
+}
+
+static void test_interleave(apr_pool_t *p)
+{
+    static const struct {
+        const char *have, *want, *why;
+    } cases[] = {
+        { "64", "6:1 4:2", "already in turn" },
+        { "4466", "6:3 4:1 6:4 4:2", "IPv6 goes first, then turns" },
+        { "44446", "6:5 4:1 4:2 4:3 4:4", "one IPv6 among IPv4" },
+        { "6664", "6:1 4:4 6:2 6:3", "one IPv4 among IPv6" },
+        { "444", "4:1 4:2 4:3", "IPv4 only: resolver order" },
+        { "66", "6:1 6:2", "IPv6 only: resolver order" },
+        { "4", "4:1", "one address" },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        apr_sockaddr_t *list = family_list(p, cases[i].have);
+
+        ct_hop_interleave(&list);
+        expect(strcmp(family_text(p, list), cases[i].want) == 0,
+               "interleave", cases[i].why);
+    }
+    {
+        apr_sockaddr_t *none = NULL;
+
+        ct_hop_interleave(&none);
+        expect(none == NULL, "interleave: empty list", "");
+    }
 }
 
 static void test_step_timeout(void)
@@ -840,6 +902,7 @@ int main(void)
     test_rule_parse(p);
     test_rules_check(p);
     test_address_cap(p);
+    test_interleave(p);
     test_step_timeout();
     test_via(p);
     test_loop_head();
