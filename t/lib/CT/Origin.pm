@@ -36,6 +36,13 @@ package CT::Origin;
 #
 # Every process is bounded in time by alarm(); stop() (or DESTROY) kills
 # the server's process group, which holds only what start() forked.
+#
+# Also here: start_origin(), one forked process with an echo, a "bye" and
+# a "shut" listener that records every connection's bytes and digest in
+# a file (for many tunnels at once); and plain listeners for tests that
+# drive the origin's end themselves: listener(), full_listener() (its
+# accept queue full), closed_port(), connect_refused(), accept_within()
+# and take_accepts().
 use strict;
 use warnings FATAL => 'all';
 use IO::Socket::IP;
