@@ -131,8 +131,8 @@ my @own = (
 
 plan tests => 2 * @guarded + 2 + 2 * @own + 14;
 
-my @trap = (listener(addr => '0.0.0.0', take_all => 1,
-                     port => $TP), listener(addr => '::', take_all => 1, port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 # Refused with the status and Proxy-Status type expected, and nothing
 # reached the trap.  httpd's own strict request parsing (the default

@@ -113,8 +113,8 @@ my $start = log_mark($srv->{error_log});
 
 # Listeners on both addresses two.test has, and on 127.0.0.1 for the
 # others: a denied tunnel must reach none of them.
-my @trap = (listener(addr => '0.0.0.0', take_all => 1,
-                     port => $TP), listener(addr => '::', take_all => 1, port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 for my $c (@cases) {
     my ($which, $host, $want, $type, $what, $log) = @$c;

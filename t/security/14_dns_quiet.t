@@ -67,7 +67,8 @@ for my $c (@cases) {
     my ($s, $status, $h) = tunnel_via($port, $target);
     ok t_cmp("$status " . ps_error($h), "$want $type",
              "$what ($target): status and Proxy-Status");
-    ok t_cmp(log_wait($mark, qr/$tag: tunnel to /, 5, line => 1, log => $srv->{error_log}, default => '')
+    ok t_cmp(log_wait($mark, qr/$tag: tunnel to /, 5,
+                      line => 1, log => $srv->{error_log}, default => '')
              ne '' ? 1 : 0, 1, "$what: $tag logged");
     ok t_cmp($dns->count($name), 0, "$what: no DNS query for $name");
     close $s;

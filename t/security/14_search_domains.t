@@ -211,8 +211,8 @@ my $start = log_mark($srv->{error_log});
 
 # Every address this namespace has, at the origin port: a refused tunnel
 # must reach none of them.
-my @trap = (listener(addr => '0.0.0.0', take_all => 1,
-                     port => $TP), listener(addr => '::', take_all => 1, port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 for my $c (@cases) {
     my ($which, $target, $want, $type, $what, $log) = @$c;

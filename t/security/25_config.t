@@ -126,20 +126,23 @@ for (@bad) {
 
 # A flag takes On or Off only.
 {
-    my ($rc, $out) = config_test("ConnectTunnelDefaultDeny maybe\n", relay => 1, threads => 16);
+    my ($rc, $out) = config_test("ConnectTunnelDefaultDeny maybe\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /ConnectTunnelDefaultDeny/
         or t_debug("ConnectTunnelDefaultDeny maybe: $out");
 }
 
 # A rule needs an argument.
 {
-    my ($rc, $out) = config_test("ConnectTunnelDeny\n", relay => 1, threads => 16);
+    my ($rc, $out) = config_test("ConnectTunnelDeny\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /ConnectTunnelDeny/
         or t_debug("ConnectTunnelDeny without argument: $out");
 }
 
 for my $d (@server_only) {
-    my ($rc, $out) = config_test("<Proxy \"*\">\n    $d 5\n</Proxy>\n", relay => 1, threads => 16);
+    my ($rc, $out) = config_test("<Proxy \"*\">\n    $d 5\n</Proxy>\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /\Q$d\E/
         or t_debug("$d inside <Proxy> was accepted: $out");
 }

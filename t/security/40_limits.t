@@ -85,7 +85,8 @@ sub settle {
                    . ps_error($h3) . "', " . scalar(@none)
                    . " connection(s) at the origin");
     ok log_wait($mark,
-                qr/CT00060: tunnel refused: client 127\.0\.0\.1(?::\d+)? already has 2 tunnels open/, 5, line => 1, default => '')
+                qr/CT00060: tunnel refused: client 127\.0\.0\.1(?::\d+)? already has 2 tunnels open/,
+                5, line => 1, default => '')
        ne '' or t_debug(log_since($mark));
     close $_ for $s3, @none;
 
@@ -138,7 +139,8 @@ sub settle {
        && !@none
         or t_debug("third of one /24 (from 127.0.0.3): got $status3");
     ok log_wait($mark,
-                qr/CT00060: tunnel refused: client 127\.0\.0\.3 \(counted with its \/24\) already has 2 tunnels open/, 5, line => 1, default => '')
+                qr/CT00060: tunnel refused: client 127\.0\.0\.3 \(counted with its \/24\) already has 2 tunnels open/,
+                5, line => 1, default => '')
        ne '' or t_debug(log_since($mark));
     # Another /24 is another client.
     my ($s4, $status4) = open_tunnel('ct_sec_prefix', $target,
@@ -207,7 +209,8 @@ sub settle {
         or t_debug("fourth tunnel: got $status4 '" . ps_error($h4)
                    . "', " . scalar(@none) . " connection(s)");
     ok log_wait($mark,
-                qr/CT00060: tunnel refused: the server already has 3 tunnels open/, 5, line => 1, default => '')
+                qr/CT00060: tunnel refused: the server already has 3 tunnels open/,
+                5, line => 1, default => '')
        ne '';
     close $_ for $s4, @none;
 
@@ -255,7 +258,8 @@ sub settle {
         or t_debug(scalar(@got) . " connections for " . scalar(@open)
                    . " tunnels");
     ok !@refused || log_wait($mark,
-                             qr/CT00060: tunnel refused: this child process already has 1 tunnels open/, 5, line => 1, default => '') ne '';
+                             qr/CT00060: tunnel refused: this child process already has 1 tunnels open/,
+                             5, line => 1, default => '') ne '';
     close $_ for @s, @got;
     settle($target, 0, 'sec_perchild_log');
     # The virtual host logs the serving child's PID with each request
