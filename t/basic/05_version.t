@@ -6,7 +6,7 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
-use CT::Raw qw(vhost_port);
+use CT::Client qw(vhost_port);
 use IO::Socket::INET;
 
 plan tests => 2;

@@ -28,9 +28,8 @@ use IO::Socket::INET;
 use List::Util qw(max);
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port);
-use CT::Reactor qw(suite_mode wait_until);
-use CT::Tools qw(run_cmd ca_file);
+use CT::Server qw(suite_mode wait_until);
+use CT::Client qw(ca_file run_cmd vhost_port);
 
 my $PKG = 'libapache2-mod-connect-tunnel';
 my $SITE = 'ct-package-test';

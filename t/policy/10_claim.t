@@ -9,9 +9,9 @@ use warnings;
 use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(read_head);
-use CT::Policy qw(log_mark log_since listener accept_within send_raw
-                  read_to_eof status_of head_of yes);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(head_of read_head read_to_eof send_raw status_of yes);
+use CT::Logs qw(log_mark log_since);
 
 # Plain requests: the proxy host must answer like the plain host.
 my @plain = (

@@ -10,9 +10,8 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::INET;
-use CT::Raw qw(read_head);
-use CT::Policy qw(yes);
-use CT::Standalone qw(free_port);
+use CT::Server qw(free_port);
+use CT::Client qw(read_head yes);
 
 # mod_proxy_connect sits beside mod_proxy, which modules.conf names.
 my $libexec;
@@ -41,7 +40,7 @@ my @cases = (
 
 plan tests => 1 + 2 * @cases;
 
-my $httpd = CT::Standalone->start($body, $port);
+my $httpd = CT::Server->start(port => $port, config => $body);
 ok yes(scalar($httpd->error_log =~ /CT00001: mod_proxy_connect is loaded too/),
        'startup warns that both modules are loaded (CT00001)');
 for my $c (@cases) {

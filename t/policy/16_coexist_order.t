@@ -14,10 +14,9 @@ use warnings;
 use lib 't/lib';
 use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
-use CT::Raw qw(read_head read_bytes);
-use CT::Policy qw(listener accept_within);
-use CT::Reactor qw(wait_until);
-use CT::Standalone qw(config_test free_port);
+use CT::Server qw(config_test free_port wait_until);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(read_bytes read_head);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
@@ -65,7 +64,8 @@ my @refusals = (
 
 plan tests => 3 + 2 * @refusals + 4 + 2;
 
-my $httpd = CT::Standalone->start($body, $port, before => $before);
+my $httpd = CT::Server->start(port => $port, config => $body,
+                              before => $before);
 my $conf_text = do {
     open my $fh, '<', "$httpd->{dir}/httpd.conf" or die "conf: $!";
     local $/;

@@ -12,9 +12,9 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::IP;
-use CT::Raw qw(read_head);
-use CT::Policy qw(log_mark log_wait listener accept_within send_raw
-                  read_to_eof status_of yes);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(read_head read_to_eof send_raw status_of yes);
+use CT::Logs qw(log_mark log_wait);
 
 my $vhost = 'ct_policy_fwd';
 

@@ -13,9 +13,9 @@ use Apache::Test;
 use Apache::TestUtil;
 use IO::Select;
 use Time::HiRes qw(sleep);
-use CT::Policy qw(log_mark log_wait log_since listener accept_within
-                  send_raw read_to_eof status_of head_of header_of
-                  relays yes);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(head_of header_of read_to_eof relays send_raw status_of yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 my $vhost = 'ct_policy_fwd';
 

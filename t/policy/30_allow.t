@@ -13,8 +13,9 @@ use Apache::Test;
 use Apache::TestUtil;
 use IO::Select;
 use IO::Socket::INET;
-use CT::Raw qw(raw_connect);
-use CT::Policy qw(log_mark log_wait log_since connect_refused yes);
+use CT::Origin qw(connect_refused);
+use CT::Client qw(raw_connect yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 my @cases = (
     # The default list.

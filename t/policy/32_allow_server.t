@@ -10,9 +10,9 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::INET;
-use CT::Raw qw(read_head);
-use CT::Policy qw(connect_refused yes);
-use CT::Standalone qw(free_port);
+use CT::Server qw(free_port);
+use CT::Origin qw(connect_refused);
+use CT::Client qw(read_head yes);
 
 my %port = map { $_ => free_port() } qw(main own inherit);
 
@@ -54,7 +54,7 @@ my @cases = (
 
 plan tests => 2 * @cases;
 
-my $httpd = CT::Standalone->start($body, $port{main});
+my $httpd = CT::Server->start(port => $port{main}, config => $body);
 
 for my $c (@cases) {
     my ($server, $target_port, $allowed, $desc) = @$c;

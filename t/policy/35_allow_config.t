@@ -9,7 +9,7 @@ use warnings;
 use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Standalone qw(config_test);
+use CT::Server qw(config_test);
 
 my @good = (
     [ '443 563',        'the default, spelt out' ],

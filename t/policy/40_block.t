@@ -17,9 +17,9 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::IP;
-use CT::Raw qw(raw_connect);
-use CT::Policy qw(log_mark log_wait log_since listener accept_within
-                  closed_port relays yes);
+use CT::Origin qw(accept_within closed_port listener);
+use CT::Client qw(raw_connect relays yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 my $vhost = 'ct_policy_block';
 

@@ -14,9 +14,9 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::INET;
-use CT::Raw qw(vhost_port read_head);
-use CT::Policy qw(log_mark log_since log_wait listener accept_within relays
-                  yes);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(read_head relays vhost_port yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 # {L1}: a listener on 127.0.0.1; {L2}: on 127.0.0.2 (new ones per case,
 # so that each case's target, and its log lines, are its own).

@@ -11,9 +11,10 @@ use Apache::Test;
 use Apache::TestUtil;
 use Digest::SHA qw(sha1);
 use MIME::Base64 qw(encode_base64);
-use CT::Raw qw(raw_connect);
-use CT::Policy qw(t_path log_mark log_wait listener accept_within
-                  closed_port relays yes);
+use CT::Server qw(t_path);
+use CT::Origin qw(accept_within closed_port listener);
+use CT::Client qw(raw_connect relays yes);
+use CT::Logs qw(log_mark log_wait);
 
 my $vhost = 'ct_policy_auth';
 my ($user, $pass) = ('ct-user', 'ct-secret');

@@ -16,8 +16,9 @@ use lib 't/lib';
 use IO::Socket::IP;
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Policy qw(log_mark log_wait send_raw read_to_eof status_of head_of
-                  header_of closed_port full_listener yes);
+use CT::Origin qw(closed_port full_listener);
+use CT::Client qw(head_of header_of read_to_eof send_raw status_of yes);
+use CT::Logs qw(log_mark log_wait);
 
 my $vhost = 'ct_policy_dial';
 

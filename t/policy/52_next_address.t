@@ -15,16 +15,16 @@
 # httpd in the namespace has a connect timeout of 1 s.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::IP;
 use Socket qw(getaddrinfo getnameinfo NI_NUMERICHOST SOCK_STREAM);
 use Time::HiRes qw(time);
-use CT::Policy qw(yes);
-use CT::Sec qw(free_port take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since wait_log start_httpd stop_httpd in_netns
-               no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Origin qw(take_accepts);
+use CT::Client qw(ps_error relays tunnel_via yes);
+use CT::Logs qw(log_mark log_since log_wait no_crash);
 
 my $HOSTS = <<'EOF_HOSTS';
 127.0.0.1 localhost
@@ -68,7 +68,8 @@ ok t_cmp(join(' ', sort @{ $order{localhost} }), '127.0.0.1 ::1',
          'localhost: 127.0.0.1 and ::1');
 
 my $port = free_port();
-my $srv = start_httpd(<<"EOF_CONF", $port);
+my $srv = CT::Server->start(port => $port, relay => 1, threads => 16,
+                            config => <<"EOF_CONF");
 Listen 127.0.0.1:$port
 ProxyRequests On
 AllowCONNECT all
@@ -107,12 +108,13 @@ for my $c (@cases) {
         my ($acc) = take_accepts(5, map { $_->{listen} // () } @keep);
         ok t_cmp(($acc ? $acc->sockhost : 'none'), $addr[1],
                  "$what: the second address got the connection");
-        ok yes($acc && echo_ok($s, $acc, $desc), "$what: the tunnel relays");
+        ok yes($acc && relays($s, $acc, $desc), "$what: the tunnel relays");
         close $acc if $acc;
     }
     else {
         my $tag = $want == 504 ? 'CT00026' : 'CT00027';
-        $text = wait_log($mark, qr/$tag:/, 5, $log) ? log_since($mark, $log)
+        $text = log_wait($mark, qr/$tag:/, 5, line => 1, log => $log,
+                         default => '') ? log_since($mark, $log)
                                                      : $text;
         ok t_cmp($text, qr/$tag:/, "$what: $tag logged");
         ok t_cmp(ps_error($h), $type, "$what: Proxy-Status $type");
@@ -122,7 +124,7 @@ for my $c (@cases) {
 }
 
 ok yes(no_crash(0, $log), 'no child crashed');
-stop_httpd($srv);
+$srv->stop;
 
 # The addresses a name resolves to, in the resolver's order.
 sub resolve {

@@ -11,8 +11,9 @@ use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time);
-use CT::Policy qw(log_mark log_wait send_raw read_to_eof status_of head_of
-                  header_of full_listener yes);
+use CT::Origin qw(full_listener);
+use CT::Client qw(head_of header_of read_to_eof send_raw status_of yes);
+use CT::Logs qw(log_mark log_wait);
 
 my ($full, $full_port, $queued) = full_listener();
 

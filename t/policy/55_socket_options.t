@@ -25,9 +25,9 @@ use IO::Socket::IP;
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(read_head read_bytes);
-use CT::Policy qw(listener accept_within);
-use CT::Reactor qw(suite_mode free_port wait_until exchange children_of);
+use CT::Server qw(children_of free_port suite_mode wait_until);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(exchange read_bytes read_head);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -81,7 +81,7 @@ my @iobuf = (
 
 plan tests => 3 * @source + 4 + 2 + 2 * @iobuf;
 
-my $httpd = CT::Reactor::Httpd->start(conf => $conf);
+my $httpd = CT::Server->start(conf => $conf);
 $port{main} = $httpd->port;
 
 sub error_log_from {

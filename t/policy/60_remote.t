@@ -24,10 +24,11 @@ use IO::Select;
 use Time::HiRes qw(sleep);
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(raw_connect read_head read_bytes);
-use CT::Policy qw(t_path log_mark log_wait log_since conf_define listener
-                  accept_within connect_refused send_raw read_to_eof
-                  header_of yes);
+use CT::Server qw(conf_define t_path);
+use CT::Origin qw(accept_within connect_refused listener);
+use CT::Client qw(header_of raw_connect read_bytes read_head read_to_eof
+                  send_raw yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 my $recorder = listener(port => conf_define('ct_policy_recorder_port'));
 my $closed_port = conf_define('ct_policy_closed_port');

@@ -24,9 +24,9 @@ use IO::Select;
 use IO::Socket::INET;
 use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(read_head read_bytes);
-use CT::Policy qw(listener accept_within);
-use CT::Reactor qw(free_port wait_until);
+use CT::Server qw(free_port wait_until);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(read_bytes read_head);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -165,7 +165,7 @@ for my $c (@chain, @heads) {
 
 plan tests => 7 * @chain + 4 * @heads;
 
-my $httpd = CT::Reactor::Httpd->start(conf => $conf);
+my $httpd = CT::Server->start(conf => $conf);
 my $error_log = $httpd->file('error_log');
 
 sub log_size { -s $_[0] // 0 }

@@ -27,10 +27,11 @@ use IO::Select;
 use Time::HiRes qw(time sleep);
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(read_head);
-use CT::Policy qw(log_mark log_wait send_raw read_to_eof head_of status_of
-                  header_of conf_define listener accept_within
-                  full_listener yes);
+use CT::Server qw(conf_define);
+use CT::Origin qw(accept_within full_listener listener);
+use CT::Client qw(head_of header_of read_head read_to_eof send_raw status_of
+                  yes);
+use CT::Logs qw(log_mark log_wait);
 
 plan tests => 5 + 5;
 

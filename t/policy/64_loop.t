@@ -19,9 +19,10 @@ use IO::Select;
 use Time::HiRes qw(time sleep);
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Policy qw(t_path log_mark log_wait log_since send_raw read_to_eof
-                  head_of status_of header_of conf_define listener
-                  accept_within yes);
+use CT::Server qw(conf_define t_path);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(head_of header_of read_to_eof send_raw status_of yes);
+use CT::Logs qw(log_mark log_since log_wait);
 
 plan tests => 8 + 6;
 

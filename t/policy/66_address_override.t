@@ -11,8 +11,8 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use CT::Origin ();
-use CT::Raw qw(raw_connect read_bytes);
-use CT::Tools qw(read_to_eof log_mark wait_log_line);
+use CT::Client qw(raw_connect read_bytes read_to_eof);
+use CT::Logs qw(log_mark log_wait);
 
 plan tests => 14;
 
@@ -25,8 +25,8 @@ my ($rp, $dp) = ($real->port, $decoy->port);
 
 sub notes {
     my ($mark, $port) = @_;
-    my $line = wait_log_line('notes_log', $mark,
-                             qr/"CONNECT 127\.0\.0\.1:$port /, 10) // '';
+    my $line = log_wait($mark, qr/"CONNECT 127\.0\.0\.1:$port /, 10,
+                        log => 'notes_log', line => 1) // '';
     return { $line =~ / (\w+)=(\S+)/g };
 }
 
@@ -68,7 +68,7 @@ my $mark = log_mark('error_log');
 my ($s, $status) = raw_connect('ct_notes_override', "127.0.0.1:$dp",
                                headers => "X-Dial: a\tb\r\n");
 close $s if $s;
-ok wait_log_line('error_log', $mark, qr/CT00232: /, 5),
+ok log_wait($mark, qr/CT00232: /, 5, log => 'error_log', line => 1),
     'a bad override is logged (CT00232)';
 
 # No header: an empty value dials the target itself.

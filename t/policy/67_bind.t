@@ -12,8 +12,8 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use CT::Origin ();
-use CT::Raw qw(raw_connect read_bytes vhost_port);
-use CT::Tools qw(read_to_eof log_mark wait_log_line);
+use CT::Client qw(raw_connect read_bytes read_to_eof vhost_port);
+use CT::Logs qw(log_mark log_wait);
 
 plan tests => 12;
 
@@ -45,7 +45,7 @@ sub tunnel {
                                 PeerPort => vhost_port('ct_notes_bind_client'))
         or die "client: $@";
     print $c "CONNECT 127.0.0.1:$p HTTP/1.1\r\nHost: 127.0.0.1:$p\r\n\r\n";
-    my ($status) = CT::Raw::read_head($c);
+    my ($status) = CT::Client::read_head($c);
     is $status, 200, 'bind to the client: established';
     shutdown $c, 1;
     read_to_eof($c, 5);
@@ -87,7 +87,8 @@ my ($s, $status) = raw_connect('ct_notes_bind', "127.0.0.1:$p",
                                headers => "X-Bind: ::1\r\n");
 close $s if $s;
 is $status, 502, 'family mismatch: 502';
-ok wait_log_line('error_log', $mark, qr/CT00238: .*no IPv6 address/, 5),
+ok log_wait($mark, qr/CT00238: .*no IPv6 address/, 5, log => 'error_log',
+            line => 1),
     'family mismatch: logged (CT00238)';
 for my $bad ('localhost', '127.0.0.1:99999', 'fe80::1%lo') {
     $mark = log_mark('error_log');
@@ -96,5 +97,5 @@ for my $bad ('localhost', '127.0.0.1:99999', 'fe80::1%lo') {
     close $s if $s;
     is $status, 500, "'$bad' is not a source address: 500";
 }
-ok wait_log_line('error_log', $mark, qr/CT00233: /, 5),
+ok log_wait($mark, qr/CT00233: /, 5, log => 'error_log', line => 1),
     'a bad source address is logged (CT00233)';

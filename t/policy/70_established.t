@@ -12,9 +12,9 @@ use lib 't/lib';
 use IO::Socket::INET;
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(read_head read_bytes);
-use CT::Policy qw(listener accept_within send_raw header_of);
-use CT::Standalone qw(free_port);
+use CT::Server qw(free_port);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(header_of read_bytes read_head send_raw);
 
 my $l = listener();
 my $target = '127.0.0.1:' . $l->sockport;
@@ -78,7 +78,7 @@ for my $c (@versions) {
 for my $t (@tokens) {
     my ($tokens, $want) = @$t;
     my $port = free_port();
-    my $httpd = CT::Standalone->start(<<"EOF", $port);
+    my $httpd = CT::Server->start(port => $port, config => <<"EOF");
 Listen 127.0.0.1:$port
 ServerTokens $tokens
 ProxyRequests On

@@ -11,8 +11,9 @@ use warnings;
 use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Policy qw(send_raw read_to_eof count_responses status_of head_of
-                  header_of closed_port full_listener yes);
+use CT::Origin qw(closed_port full_listener);
+use CT::Client qw(count_responses head_of header_of read_to_eof send_raw
+                  status_of yes);
 
 my ($closed, $closed_port) = closed_port();
 my ($full, $full_port, $queued) = full_listener();

@@ -15,9 +15,10 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Socket qw(SHUT_WR);
-use CT::Raw qw(vhost_port);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel vhost_port);
+use CT::Logs qw(access_lines mark_logs tunnel_records);
 
 plan tests => 11;
 

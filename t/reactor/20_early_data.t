@@ -21,9 +21,10 @@ use Digest::SHA qw(sha256_hex);
 use IO::Select;
 use Time::HiRes qw(sleep);
 use Socket qw(SHUT_WR);
-use CT::Raw qw(vhost_port read_bytes);
-use CT::Reactor qw(suite_mode start_origin tunnel write_all read_to_eof
-                   wait_until access_lines tunnel_records mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(read_bytes read_to_eof tunnel vhost_port write_all);
+use CT::Logs qw(access_lines mark_logs tunnel_records);
 
 my @cases = ([small => 100], ['60 KB' => 60 * 1024],
              ['64 KiB' => 64 * 1024], ['64 KiB + 1' => 64 * 1024 + 1],

@@ -13,9 +13,11 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Socket qw(SHUT_WR);
-use CT::Raw qw(vhost_port proxy_socket read_head read_bytes);
-use CT::Reactor qw(suite_mode start_origin write_all echo_ok read_to_eof
-                   wait_until access_lines tunnel_records mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok proxy_socket read_bytes read_head read_to_eof
+                  vhost_port write_all);
+use CT::Logs qw(access_lines mark_logs tunnel_records);
 
 plan tests => 10;
 

@@ -20,9 +20,10 @@ use Apache::Test qw(-withtestmore);
 use Digest::SHA qw(sha256_hex);
 use POSIX ();
 use Socket qw(SHUT_WR);
-use CT::Raw qw(vhost_port read_bytes);
-use CT::Reactor qw(suite_mode start_origin tunnel write_all read_to_eof
-                   wait_until tunnel_records mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(read_bytes read_to_eof tunnel vhost_port write_all);
+use CT::Logs qw(mark_logs tunnel_records);
 
 plan tests => 9;
 

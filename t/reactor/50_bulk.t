@@ -17,9 +17,10 @@ use Fcntl qw(F_GETFL F_SETFL O_NONBLOCK);
 use IO::Select;
 use Socket qw(SHUT_WR);
 use Time::HiRes qw(time);
-use CT::Raw qw(vhost_port);
-use CT::Reactor qw(suite_mode start_origin tunnel wait_until access_lines
-                   tunnel_records mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(tunnel vhost_port);
+use CT::Logs qw(access_lines mark_logs tunnel_records);
 
 plan tests => 7;
 

@@ -23,9 +23,10 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port read_bytes);
-use CT::Reactor qw(suite_mode start_origin tunnel write_all echo_ok
-                   wait_until tunnel_records log_lines mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_bytes tunnel vhost_port write_all);
+use CT::Logs qw(log_lines mark_logs tunnel_records);
 
 plan tests => 21;
 

@@ -21,11 +21,12 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(read_bytes wait_closed);
-use CT::Reactor qw(suite_mode start_origin tunnel write_all echo_ok
-                   wait_until access_lines tunnel_records);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_bytes tunnel wait_closed write_all);
+use CT::Logs qw(access_lines tunnel_records);
 
-my $libexec = CT::Reactor::Httpd::libexecdir();
+my $libexec = CT::Server::libexecdir();
 if (!-f "$libexec/mod_reqtimeout.so") {
     plan skip_all => 'mod_reqtimeout is not installed';
 }
@@ -43,7 +44,7 @@ local $SIG{PIPE} = 'IGNORE';
 alarm 90;
 
 my $want = suite_mode() eq 'reactor' ? 'reactor' : 'worker';
-my $httpd = CT::Reactor::Httpd->start(modules => ['reqtimeout'],
+my $httpd = CT::Server->start(modules => ['reqtimeout'],
                                       conf => <<'EOC');
 RequestReadTimeout header=2-4,MinRate=500 body=2,MinRate=500
 EOC

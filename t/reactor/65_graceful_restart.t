@@ -15,10 +15,10 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use Time::HiRes qw(sleep);
-use CT::Raw qw(vhost_port);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records log_lines status_auto
-                   http_get mark_logs children_of holders);
+use CT::Server qw(children_of holders suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok http_get read_to_eof tunnel vhost_port);
+use CT::Logs qw(log_lines mark_logs status_auto tunnel_records);
 
 plan tests => 13, need_module('status');
 

@@ -15,9 +15,10 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port);
-use CT::Reactor qw(suite_mode start_origin churn wait_until tunnel_records
-                   children_of fd_count rss_kb status_auto mark_logs);
+use CT::Server qw(children_of fd_count rss_kb suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(churn vhost_port);
+use CT::Logs qw(mark_logs status_auto tunnel_records);
 
 plan tests => 13, need_module('status');
 
@@ -109,9 +110,9 @@ SKIP: {
     my $chunk = 'x' x (256 * 1024);
     my @idle;
     for (1 .. 100) {
-        my ($s, $status) = CT::Reactor::tunnel($proxy, $target);
+        my ($s, $status) = CT::Client::tunnel($proxy, $target);
         push @idle, $s
-            if ($status // 0) == 200 && CT::Reactor::echo_ok($s, $chunk);
+            if ($status // 0) == 200 && CT::Client::echo_ok($s, $chunk);
     }
     is scalar @idle, 100, '100 tunnels moved 256 KiB each, then idle';
     sleep 1;
@@ -126,7 +127,7 @@ SKIP: {
     my $ended = 0;
     for my $s (@idle) {
         shutdown($s, 1);
-        my (undef, $eof) = CT::Reactor::read_to_eof($s);
+        my (undef, $eof) = CT::Client::read_to_eof($s);
         $ended++ if $eof;
         close $s;
     }

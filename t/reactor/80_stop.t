@@ -21,8 +21,10 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Time::HiRes qw(time sleep);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok wait_until
-                   tunnel_records log_lines);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok tunnel);
+use CT::Logs qw(log_lines tunnel_records);
 
 plan tests => 13;
 
@@ -67,7 +69,7 @@ sub open_three {
 
 # Graceful stop.
 {
-    my $httpd = CT::Reactor::Httpd->start(conf => <<'EOC');
+    my $httpd = CT::Server->start(conf => <<'EOC');
 GracefulShutdownTimeout 5
 StartServers 1
 EOC
@@ -114,7 +116,7 @@ EOC
 
 # Hard stop.
 {
-    my $httpd = CT::Reactor::Httpd->start(conf => <<'EOC');
+    my $httpd = CT::Server->start(conf => <<'EOC');
 GracefulShutdownTimeout 30
 StartServers 1
 EOC

@@ -19,9 +19,10 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records status_auto
-                   http_get);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok http_get read_to_eof tunnel);
+use CT::Logs qw(access_lines status_auto tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no cap to reach'
@@ -33,7 +34,7 @@ alarm 60;
 
 my $origin = start_origin();
 my $target = '127.0.0.1:' . $origin->port('echo');
-my $httpd = CT::Reactor::Httpd->start(modules => ['status'], conf => <<'EOC');
+my $httpd = CT::Server->start(modules => ['status'], conf => <<'EOC');
 StartServers 1
 ServerLimit 1
 ThreadsPerChild 25

@@ -23,9 +23,10 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records status_auto log_lines
-                   children_of);
+use CT::Server qw(children_of suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel);
+use CT::Logs qw(log_lines status_auto tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no cap to reach'
@@ -40,7 +41,7 @@ my $target = '127.0.0.1:' . $origin->port('echo');
 
 sub server {
     my ($nofile, $soft) = @_;
-    return CT::Reactor::Httpd->start(
+    return CT::Server->start(
         modules => ['status'], nofile => $nofile, nofile_soft => $soft,
         conf => <<'EOC');
 LogLevel info connect_tunnel:debug
@@ -115,7 +116,7 @@ sub status_when_live {
     is $st{ConnectTunnelsInWorkers}, 7, 'limit 1500: status: 7 in workers';
     ok !grep({ !echo_ok($_, "again\n", 3) } @s),
        'limit 1500: all still echo';
-    my ($gs) = CT::Reactor::http_get($port, '/server-status?auto');
+    my ($gs) = CT::Client::http_get($port, '/server-status?auto');
     is $gs, 200, 'limit 1500: the child still serves requests';
     is end_all(@s), scalar @s, 'limit 1500: all tunnels end';
     my $recs = wait_until(sub {

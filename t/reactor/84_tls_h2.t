@@ -21,11 +21,12 @@ use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
 use JSON::PP ();
 use Socket qw(SHUT_WR);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records free_port
-                   test_cert);
+use CT::Server qw(free_port suite_mode test_cert wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel);
+use CT::Logs qw(access_lines tunnel_records);
 
-my $libexec = CT::Reactor::Httpd::libexecdir();
+my $libexec = CT::Server::libexecdir();
 my $have_h2 = $libexec && -e "$libexec/mod_http2.so";
 my $have_ssl = eval { require IO::Socket::SSL; 1 };
 my $openssl = (grep { -x "$_/openssl" } split /:/, $ENV{PATH})[0];
@@ -53,7 +54,7 @@ Listen 127.0.0.1:$h2_port
     Protocols h2c http/1.1
 </VirtualHost>
 EOC
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     modules => ['socache_shmcb', 'ssl', $have_h2 ? ('http2') : ()],
     conf => <<"EOC" . $h2_conf);
 SSLSessionCache "shmcb:\@DIR\@/ssl_scache(512000)"
@@ -129,7 +130,7 @@ SKIP: {
     my $ca = Apache::Test::config()->{vars}->{sslca} . '/asf/certs/ca.crt';
     skip 'the suite has no TLS proxy virtual host (ct_relay_tls_proxy) or '
          . 'no test CA', 3 unless $vh && -e $ca;
-    CT::Reactor::mark_logs();
+    CT::Logs::mark_logs();
     my $s = IO::Socket::SSL->new(
         PeerAddr => '127.0.0.1', PeerPort => $vh->{port}, Timeout => 10,
         SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER(),

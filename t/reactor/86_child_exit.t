@@ -21,8 +21,10 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Socket qw(SHUT_WR);
 use Time::HiRes qw(time sleep);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records log_lines access_lines);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel);
+use CT::Logs qw(access_lines log_lines tunnel_records);
 
 plan tests => 15;
 
@@ -62,7 +64,7 @@ sub end_all {
 
 # MaxConnectionsPerChild.
 {
-    my $httpd = CT::Reactor::Httpd->start(conf => <<'EOC');
+    my $httpd = CT::Server->start(conf => <<'EOC');
 ConnectTunnelLogOpen On
 StartServers 1
 ServerLimit 4
@@ -91,7 +93,7 @@ EOC
         . ($want eq 'reactor' ? 'reactors' : 'workers');
     # Plain requests (new connections) until the child has had its 10
     # (the start-up probe was one); later ones go to its successor.
-    my $gets = grep { (CT::Reactor::http_get($httpd->port, '/nothing'))[0]
+    my $gets = grep { (CT::Client::http_get($httpd->port, '/nothing'))[0]
                       // 0 } 1 .. 6;
     is $gets, 6, 'MaxConnectionsPerChild: 6 more connections served';
     sleep 2;
@@ -126,7 +128,7 @@ SKIP: {
     skip "ConnectTunnelDrainTimeout bounds reactors only (" . suite_mode()
              . " relay)", 6
         unless $want eq 'reactor';
-    my $httpd = CT::Reactor::Httpd->start(conf => <<'EOC');
+    my $httpd = CT::Server->start(conf => <<'EOC');
 StartServers 1
 ConnectTunnelDrainTimeout 2
 EOC

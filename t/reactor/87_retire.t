@@ -26,9 +26,10 @@ use IO::Select;
 use IO::Socket::INET;
 use Socket qw(SHUT_WR);
 use Time::HiRes qw(time sleep);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records log_lines children_of
-                   write_all);
+use CT::Server qw(children_of suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel write_all);
+use CT::Logs qw(log_lines tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no reactor to drain'
@@ -46,7 +47,7 @@ my ($httpd, $port);
 
 sub start_server {
     my $drain = shift;
-    $httpd = CT::Reactor::Httpd->start(conf => <<"EOC");
+    $httpd = CT::Server->start(conf => <<"EOC");
 LogLevel info
 StartServers 1
 ServerLimit 4

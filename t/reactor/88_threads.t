@@ -14,8 +14,10 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until access_lines tunnel_records children_of);
+use CT::Server qw(children_of suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok read_to_eof tunnel);
+use CT::Logs qw(access_lines tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay)'
@@ -30,7 +32,7 @@ my $target = '127.0.0.1:' . $origin->port('echo');
 
 sub server {
     my $threads = shift;
-    return CT::Reactor::Httpd->start(conf => <<"EOC");
+    return CT::Server->start(conf => <<"EOC");
 StartServers 1
 ServerLimit 1
 ThreadsPerChild 25

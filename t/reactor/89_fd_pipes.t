@@ -25,8 +25,10 @@ use IO::Socket::INET;
 use POSIX ();
 use Socket qw(SOL_SOCKET SO_RCVBUF IPPROTO_TCP TCP_MAXSEG);
 use Time::HiRes qw(time sleep);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok wait_until
-                   log_lines children_of fd_count status_auto http_get);
+use CT::Server qw(children_of fd_count suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok http_get tunnel);
+use CT::Logs qw(log_lines status_auto);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no reactor pipes'
@@ -113,9 +115,9 @@ sub small_tunnel {
     connect($s, Socket::pack_sockaddr_in($port,
                                          Socket::inet_aton('127.0.0.1')))
         or return;
-    CT::Reactor::write_all($s, "CONNECT $target HTTP/1.1\r\n"
+    CT::Client::write_all($s, "CONNECT $target HTTP/1.1\r\n"
                                . "Host: $target\r\n\r\n") or return;
-    my ($status) = CT::Raw::read_head($s, 5);
+    my ($status) = CT::Client::read_head($s, 5);
     return ($s, $status);
 }
 
@@ -152,7 +154,7 @@ my $mute = "127.0.0.1:$mute_port";
 my $origin = start_origin();
 my $echo = '127.0.0.1:' . $origin->port('echo');
 
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     modules => ['status'], nofile => $NOFILE, conf => <<'EOC');
 LogLevel info connect_tunnel:debug
 StartServers 1
@@ -180,8 +182,8 @@ my (@s, $flooded);
 for (1 .. $TUNNELS) {
     my ($s, $status) = small_tunnel($mute);
     last unless ($status // 0) == 200;
-    CT::Reactor::write_all($s, "go\n") or last;
-    last unless CT::Raw::read_bytes($s, 3, 5) eq "ok\n";
+    CT::Client::write_all($s, "go\n") or last;
+    last unless CT::Client::read_bytes($s, 3, 5) eq "ok\n";
     push @s, $s;
     $flooded++ if flood($s) >= 128 * 1024;
 }

@@ -21,10 +21,11 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(inet_pton AF_INET AF_INET6 SHUT_WR);
-use CT::Raw qw(vhost_port proxy_socket read_head read_bytes wait_closed);
-use CT::Reactor qw(suite_mode start_origin write_all echo_ok read_to_eof
-                   wait_until access_lines tunnel_records log_lines
-                   mark_logs);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok proxy_socket read_bytes read_head read_to_eof
+                  vhost_port wait_closed write_all);
+use CT::Logs qw(access_lines log_lines mark_logs tunnel_records);
 
 plan tests => 28, need_module('remoteip');
 
@@ -35,7 +36,7 @@ alarm 120;
 
 my $want = suite_mode() eq 'reactor' ? 'reactor' : 'worker';
 my $pp_port = vhost_port('ct_pp');
-my $access_log = CT::Reactor::t_logs() . '/pp_access_log';
+my $access_log = CT::Logs::t_logs() . '/pp_access_log';
 my $origin = start_origin();
 my $target = '127.0.0.1:' . $origin->port('echo');
 

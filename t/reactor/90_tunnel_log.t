@@ -19,9 +19,10 @@ use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records log_lines children_of churn
-                   status_auto write_all);
+use CT::Server qw(children_of suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(churn echo_ok read_to_eof tunnel write_all);
+use CT::Logs qw(log_lines status_auto tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no reactor writes records'
@@ -67,7 +68,7 @@ sub start_upstream {
     my ($up_pid, $up_port) = start_upstream();
     my $host = join('.', 'a' x 63, 'b' x 63, 'c' x 63, 'd' x 53) . '.example';
     my $target = "$host:443";
-    my $httpd = CT::Reactor::Httpd->start(conf => <<"EOC");
+    my $httpd = CT::Server->start(conf => <<"EOC");
 ProxyRemote * http://127.0.0.1:$up_port
 ConnectTunnelAllow *.example
 EOC
@@ -91,7 +92,7 @@ EOC
 {
     my $origin = start_origin();
     my $target = '127.0.0.1:' . $origin->port('echo');
-    my $httpd = CT::Reactor::Httpd->start(modules => ['status'],
+    my $httpd = CT::Server->start(modules => ['status'],
                                           conf => <<'EOC');
 ConnectTunnelLog "|/bin/sleep 3600"
 ConnectTunnelReactorThreads 1

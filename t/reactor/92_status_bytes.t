@@ -14,9 +14,10 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
 use List::Util qw(sum);
-use CT::Raw qw(read_head read_bytes);
-use CT::Policy qw(listener accept_within);
-use CT::Reactor qw(suite_mode wait_until status_auto exchange);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(exchange read_bytes read_head);
+use CT::Logs qw(status_auto);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -40,7 +41,7 @@ my @counters = qw(ConnectTunnelsOpened ConnectTunnelsClosed
 
 plan tests => 2 * @work + @counters + 1;
 
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     modules => ['status'],
     conf => <<'EOC');
 <Location "/server-status">

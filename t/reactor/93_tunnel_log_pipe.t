@@ -15,10 +15,9 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
-use CT::Raw qw(read_head);
-use CT::Policy qw(listener accept_within);
-use CT::Reactor qw(suite_mode wait_until exchange);
-use CT::Standalone ();
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(accept_within listener);
+use CT::Client qw(exchange read_head);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -43,7 +42,7 @@ $record_re = qr/$record_re/;
 
 plan tests => 3 + 7 * @tunnels + 3;
 
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     conf => qq{ConnectTunnelLog "|\$/bin/cat >> \@DIR\@/pipe_log"\n});
 my $pipe_log = $httpd->file('pipe_log');
 my $origin = listener();
@@ -108,11 +107,11 @@ $httpd->stop;
 
 # A file under a directory that does not exist: httpd does not start.
 {
-    my $dir = CT::Standalone::scratch_dir();
+    my $dir = CT::Server::scratch_dir();
     my $bad = "$dir/no-such-dir/tunnel_log";
-    my $port = CT::Standalone::free_port();
-    my $conf = CT::Standalone::write_config($dir,
-        "Listen 127.0.0.1:$port\nConnectTunnelLog \"$bad\"\n");
+    my $port = CT::Server::free_port();
+    my $conf = CT::Server::write_config($dir, CT::Server::minimal_conf($dir,
+        "Listen 127.0.0.1:$port\nConnectTunnelLog \"$bad\"\n"));
     my $httpd_bin = Apache::Test::vars('httpd');
     # Bounded: a server that did start is stopped after 15 s (status 124).
     system("timeout 15 '$httpd_bin' -d '$dir' -f '$conf' -DFOREGROUND "

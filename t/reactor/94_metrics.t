@@ -24,10 +24,10 @@ use IO::Socket::INET;
 use JSON::PP ();
 use File::Temp ();
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port read_head);
-use CT::Reactor qw(suite_mode start_origin tunnel echo_ok read_to_eof
-                   wait_until tunnel_records status_auto mark_logs
-                   free_port http_get);
+use CT::Server qw(free_port suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok http_get read_head read_to_eof tunnel vhost_port);
+use CT::Logs qw(mark_logs status_auto tunnel_records);
 
 plan tests => 36, need_module('status');
 

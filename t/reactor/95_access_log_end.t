@@ -21,10 +21,12 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(read_head read_bytes);
-use CT::Reactor qw(suite_mode start_origin wait_until write_all);
+use CT::Server qw(suite_mode wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(read_bytes read_head write_all);
+use CT::Logs ();
 
-sub read_lines { CT::Reactor::read_lines(@_) }
+sub read_lines { CT::Logs::read_lines(@_) }
 
 plan tests => 5 + 12 + 14 + 7;
 
@@ -82,7 +84,7 @@ sub start_httpd {
     if (($mods[0] // '') eq 'stock') {
         %o = (conf => $conf, stock => 1);
     }
-    my $h = eval { CT::Reactor::Httpd->start(%o) };
+    my $h = eval { CT::Server->start(%o) };
     diag "httpd: $@" unless $h;
     return $h;
 }
@@ -97,7 +99,7 @@ my $target = '127.0.0.1:' . $origin->port('echo');
     my $log = $h ? $h->file('end_log') : '/nonexistent';
     my ($s, $cport, $rlen, $hlen) = $h ? open_tunnel($h->port, $target)
                                        : ();
-    ok $s && CT::Reactor::echo_ok($s, 'x' x 1000, 5),
+    ok $s && CT::Client::echo_ok($s, 'x' x 1000, 5),
        'stock: a tunnel echoes 1000 bytes';
     sleep 1.5;
     is scalar(lines_for($log, $cport // 0)), 0,
@@ -120,7 +122,7 @@ my $target = '127.0.0.1:' . $origin->port('echo');
     my ($s, $cport, $rlen, $hlen, $t0) = $h ? open_tunnel($h->port, $target)
                                             : ();
     ok $s, "plain ($mode): the tunnel is established";
-    ok $s && CT::Reactor::echo_ok($s, 'x' x 1000, 5),
+    ok $s && CT::Client::echo_ok($s, 'x' x 1000, 5),
        'plain: 1000 bytes echoed';
     sleep 1.5;
     is scalar(lines_for($log, $cport // 0)), 0,
@@ -163,7 +165,7 @@ EOC
     my $dir = $h ? $h->file('') : '/nonexistent/';
     my ($s, $cport, $rlen, $hlen) = $h ? open_tunnel($h->port, $target) : ();
     ok $s, 'conditions: the tunnel is established';
-    ok $s && CT::Reactor::echo_ok($s, 'y' x 500, 5),
+    ok $s && CT::Client::echo_ok($s, 'y' x 500, 5),
        'conditions: 500 bytes echoed';
     my ($o) = wait_until(sub { (lines_for("$dir/open_log", $cport // 0))[0] },
                          5);
@@ -214,8 +216,8 @@ EOC
                                           : ();
     my ($b, $bcport, $brlen, $bhlen) = $h ? open_tunnel($h->port, $target)
                                           : ();
-    ok $a && $b && CT::Reactor::echo_ok($a, 'a' x 300, 5)
-       && CT::Reactor::echo_ok($b, 'b' x 200, 5),
+    ok $a && $b && CT::Client::echo_ok($a, 'a' x 300, 5)
+       && CT::Client::echo_ok($b, 'b' x 200, 5),
        'buffered: two tunnels echo';
     close $a if $a;
     # A worker's tunnel is not logged when a stop cuts it (as stock's):

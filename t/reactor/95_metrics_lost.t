@@ -10,15 +10,16 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use JSON::PP ();
 use File::Temp ();
-use CT::Reactor qw(start_origin tunnel echo_ok wait_until children_of
-                   holders http_get);
+use CT::Server qw(children_of holders wait_until);
+use CT::Origin qw(start_origin);
+use CT::Client qw(echo_ok http_get tunnel);
 
 plan tests => 8;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 90;
 
-my $httpd = CT::Reactor::Httpd->start(conf => <<'EOC');
+my $httpd = CT::Server->start(conf => <<'EOC');
 <IfModule mpm_event_module>
     StartServers 1
     ServerLimit 2

@@ -11,9 +11,9 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Digest::SHA ();
-use CT::Raw qw(vhost_port);
 use CT::Origin ();
-use CT::Tools qw(run_cmd ca_file log_mark wait_log_line wait_tunnel_record);
+use CT::Client qw(ca_file run_cmd vhost_port);
+use CT::Logs qw(log_mark log_wait wait_tunnel_record);
 
 plan tests => 12, need_module('ssl');
 
@@ -57,8 +57,9 @@ for my $how ('plain proxy', 'TLS proxy') {
     is Digest::SHA::sha256_hex($r->{out}), $want,
         "$how: the content is byte-exact";
     # The bytes really went through a CONNECT tunnel of this proxy.
-    my $line = wait_log_line('tunnel_log', $mark,
-                             qr/"CONNECT localhost:$tls_port HTTP\/1\.1" 200 /);
+    my $line = log_wait($mark,
+                        qr/"CONNECT localhost:$tls_port HTTP\/1\.1" 200 /,
+                        10, log => 'tunnel_log', line => 1);
     ok $line, "$how: the proxy logged the CONNECT with a 200";
     my $rec = wait_tunnel_record($tmark, "localhost:$tls_port", 10) // {};
     cmp_ok $rec->{down} // 0, '>', $size,

@@ -8,8 +8,8 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
-use CT::Raw qw(vhost_port);
-use CT::Tools qw(run_cmd ca_file server_cert_file log_mark wait_log_line);
+use CT::Client qw(ca_file run_cmd server_cert_file vhost_port);
+use CT::Logs qw(log_mark log_wait);
 
 plan tests => 6, need_module('ssl');
 
@@ -44,6 +44,6 @@ my ($got) = pem_blocks($r->{out});
 ok defined $want, 'the test CA has a server certificate';
 is $got, $want, "s_client received the origin's certificate, unchanged";
 
-ok wait_log_line('tunnel_log', $mark,
-                 qr/"CONNECT localhost:$tls_port HTTP\/1\.[01]" 200 /),
+ok log_wait($mark, qr/"CONNECT localhost:$tls_port HTTP\/1\.[01]" 200 /, 10,
+            log => 'tunnel_log', line => 1),
     'the proxy logged the CONNECT with a 200';

@@ -8,9 +8,8 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Digest::SHA ();
-use CT::Raw qw(vhost_port);
 use CT::Origin ();
-use CT::Tools qw(run_cmd);
+use CT::Client qw(run_cmd vhost_port);
 
 plan tests => 6;
 

@@ -10,8 +10,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use CT::Origin ();
-use CT::Raw qw(read_bytes);
-use CT::Tools qw(open_tunnel read_to_eof);
+use CT::Client qw(open_tunnel read_bytes read_to_eof);
 
 plan tests => 9;
 

@@ -15,9 +15,8 @@ use IO::Socket::INET;
 use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port read_bytes);
-use CT::Reactor qw(suite_mode suite_zero_copy tunnel write_all wait_until);
-use CT::Tools qw(child_for_local_port);
+use CT::Server qw(child_for_local_port suite_mode suite_zero_copy wait_until);
+use CT::Client qw(read_bytes tunnel vhost_port write_all);
 
 my ($strace, $timeout) = map { which($_) } qw(strace timeout);
 if (!$strace || !$timeout || $> != 0) {

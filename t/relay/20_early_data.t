@@ -21,8 +21,8 @@ use Apache::Test qw(-withtestmore);
 use Digest::SHA ();
 use Socket qw(SHUT_WR);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_upto read_to_eof read_head_any);
-use CT::Raw qw(proxy_socket);
+use CT::Client qw(open_tunnel proxy_socket read_head read_to_eof read_upto
+                  write_all);
 
 plan tests => 8 * 7 + 4, need_module('ssl');
 
@@ -104,9 +104,9 @@ for my $case (@cases) {
     my $s = proxy_socket('ct_all');
     write_all($s, "CONNECT $target HTTP/1.1\r\nHost: $target\r\n\r\n$early");
     shutdown $s, SHUT_WR;
-    my ($status, $head, $rest) = read_head_any($s, 10);
+    my ($status, undef, $head, $rest) = read_head($s, 10);
     is $status, 200, 'early bytes and end of stream: the tunnel is established';
-    my ($got, $state) = read_to_eof($s, 10);
+    my ($got, $state) = read_to_eof($s, 10, state => 1);
     my $want = sprintf "SINK bytes=%d sha256=%s\n", length $early,
                        Digest::SHA::sha256_hex($early);
     is +($rest // '') . $got, $want,

@@ -22,8 +22,8 @@ use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use Digest::SHA ();
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_to_eof log_mark
-                 wait_tunnel_record log_lines_since);
+use CT::Client qw(open_tunnel read_to_eof write_all);
+use CT::Logs qw(log_lines_since log_mark wait_tunnel_record);
 
 plan tests => 9 + 8 + 5, need_module('ssl');
 
@@ -62,7 +62,7 @@ sub expired_lines {
     my $rep = $origin->wait_for(1, 'eof_at', 10) // {};
     is $rep->{eof}, 1, "client first: the origin sees the client's end of stream";
     is $rep->{bytes}, length $data, 'client first: after every byte';
-    my ($got, $state) = read_to_eof($s, 15);
+    my ($got, $state) = read_to_eof($s, 15, state => 1);
     is $got, sink_reply($data),
         "client first: the origin's late reply reaches the client";
     is $state, 'eof', 'client first: then the tunnel closes';
@@ -88,7 +88,7 @@ sub expired_lines {
     my $origin = CT::Origin->start('shut_first', greeting => $greeting);
     my ($s, $status, $rest) = open_tunnel('ct_all', $origin->port);
     is $status, 200, 'origin first: the tunnel is established';
-    my ($got, $state) = read_to_eof($s, 10, 1 << 20);
+    my ($got, $state) = read_to_eof($s, 10, max => 1 << 20, state => 1);
     $got = $rest . $got;
     ok $got eq $greeting, "origin first: the client gets the origin's bytes";
     is $state, 'eof', "origin first: then the origin's end of stream";
@@ -121,7 +121,7 @@ sub expired_lines {
     my $rep = $origin->wait_for(1, 'eof_at', 10) // {};
     is $rep->{eof}, 1, 'TLS client first: the origin sees the end of stream';
     is $rep->{bytes}, length $data, 'TLS client first: after every byte';
-    my ($got, $state) = read_to_eof($s, 15);
+    my ($got, $state) = read_to_eof($s, 15, state => 1);
     is $got, sink_reply($data),
         "TLS client first: the origin's late reply reaches the client";
     is $state, 'eof', 'TLS client first: then the tunnel closes';

@@ -16,7 +16,8 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Socket qw(SHUT_WR);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel write_all read_to_eof log_mark wait_tunnel_record);
+use CT::Client qw(open_tunnel read_to_eof write_all);
+use CT::Logs qw(log_mark wait_tunnel_record);
 
 plan tests => 6 + 6;
 
@@ -42,7 +43,7 @@ sub end_of {
     is $rep->{bytes}, length $data,
         'client first: the origin gets the bytes sent before the end';
     is $rep->{eof}, 1, 'client first: the origin sees the end of stream';
-    my ($got, $state) = read_to_eof($s, 10);
+    my ($got, $state) = read_to_eof($s, 10, state => 1);
     is $got, '', "client first: the origin's late reply does not arrive";
     is $state, 'eof', 'client first: the tunnel closes';
     is end_of($mark, $origin->port), 'half-closed',
@@ -59,7 +60,7 @@ sub end_of {
     my ($s, $status, $rest) = open_tunnel('ct_relay_nohalfclose',
                                           $origin->port);
     is $status, 200, 'origin first: the tunnel is established';
-    my ($got, $state) = read_to_eof($s, 10);
+    my ($got, $state) = read_to_eof($s, 10, state => 1);
     is $rest . $got, $greeting, "origin first: the client gets the origin's bytes";
     is $state, 'eof', 'origin first: then the close';
     local $SIG{PIPE} = 'IGNORE';

@@ -12,7 +12,7 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel duplex);
+use CT::Client qw(duplex open_tunnel);
 
 plan tests => 2 * 7, need_module('ssl');
 

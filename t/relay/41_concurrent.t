@@ -13,8 +13,8 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Digest::SHA ();
 use Time::HiRes qw(time);
-use CT::Raw qw(proxy_socket);
 use CT::Origin ();
+use CT::Client qw(proxy_socket);
 
 plan tests => 6;
 

@@ -21,8 +21,9 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Digest::SHA ();
 use Time::HiRes qw(time sleep);
+use CT::Server qw(child_for_local_port rss_kb);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel readable child_for_local_port vm_rss_kib);
+use CT::Client qw(open_tunnel readable);
 
 plan tests => 2 * 8 + 2 * 7, need_module('ssl');
 
@@ -62,12 +63,12 @@ for my $case (@cases) {
     ok $child, "$name: the httpd child serving the tunnel is found"
         or diag 'no httpd child holds local port '
                 . ($rep->{peer_port} // '?');
-    my $rss0 = $child ? vm_rss_kib($child) : undef;
+    my $rss0 = $child ? rss_kb($child) : undef;
 
     # The client reads nothing for a while.
     sleep 3;
     my $pushed = $origin->conn(1)->{sent} // 0;
-    my $rss1 = $child ? vm_rss_kib($child) : undef;
+    my $rss1 = $child ? rss_kb($child) : undef;
     diag sprintf "$name: while the client stalled the origin pushed "
                  . '%.1f MiB; the child went from %s to %s KiB',
                  $pushed / 2**20, $rss0 // '?', $rss1 // '?';
@@ -115,7 +116,7 @@ for my $case (@cases) {
     my $rep = $origin->wait_for(1, 'peer_port', 10) // {};
     my $child = child_for_local_port($rep->{peer_port} // 0);
     ok $child, "$name: the httpd child serving the tunnel is found";
-    my $rss0 = $child ? vm_rss_kib($child) : undef;
+    my $rss0 = $child ? rss_kb($child) : undef;
 
     # Push for 3 s, as fast as the tunnel takes it.
     my $up = CT::Origin::Stream->new($size, 32);
@@ -129,7 +130,7 @@ for my $case (@cases) {
         substr($pending, 0, $n, '');
         $pushed += $n;
     }
-    my $rss1 = $child ? vm_rss_kib($child) : undef;
+    my $rss1 = $child ? rss_kb($child) : undef;
     diag sprintf "$name: while the origin stalled the client pushed "
                  . '%.1f MiB; the child went from %s to %s KiB',
                  $pushed / 2**20, $rss0 // '?', $rss1 // '?';

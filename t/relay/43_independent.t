@@ -13,7 +13,7 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Time::HiRes qw(time);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel);
+use CT::Client qw(open_tunnel);
 
 plan tests => 2 * 4, need_module('ssl');
 

@@ -14,7 +14,7 @@ use IO::Select;
 use Digest::SHA ();
 use Time::HiRes qw(time);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel);
+use CT::Client qw(open_tunnel);
 
 plan tests => 4;
 

@@ -20,8 +20,8 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use Time::HiRes qw(time sleep);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
-                 log_lines_since wait_tunnel_record);
+use CT::Client qw(open_tunnel read_to_eof);
+use CT::Logs qw(log_lines_since log_mark log_wait wait_tunnel_record);
 
 plan tests => 2 * 10 + 8;
 
@@ -73,7 +73,7 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
     sleep 1;
     my $sent_at = time;
     syswrite $s, 'x';
-    my ($got, $state) = read_to_eof($s, $LIMIT + 10);
+    my ($got, $state) = read_to_eof($s, $LIMIT + 10, state => 1);
     my $took = time - $sent_at;
     is $state, 'eof', "$vhost: the idle tunnel is closed"
         or diag "after $took s: $state";
@@ -85,8 +85,8 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
     in_window(defined $rep->{end_at} ? $rep->{end_at} - $sent_at : undef,
               "$vhost: the origin sees the close");
 
-    my $line = wait_log_line('error_log', $elog,
-                             qr/CT00050: .*127\.0\.0\.1:$port\b/, 10);
+    my $line = log_wait($elog, qr/CT00050: .*127\.0\.0\.1:$port\b/, 10,
+                        log => 'error_log', line => 1);
     my $want = qr/\[connect_tunnel:info\] .*CT00050: tunnel .*/
              . qr/to 127\.0\.0\.1:$port closed: idle for (\d+) ms /
              . qr/\(limit 2000 ms; /;

@@ -11,10 +11,9 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use Time::HiRes qw(time sleep);
-use CT::Origin ();
-use CT::Raw qw(raw_connect);
-use CT::Policy qw(full_listener);
-use CT::Tools qw(read_to_eof log_mark wait_log_line wait_tunnel_record);
+use CT::Origin qw(full_listener);
+use CT::Client qw(raw_connect read_to_eof);
+use CT::Logs qw(log_mark log_wait wait_tunnel_record);
 
 plan tests => 8;
 
@@ -71,7 +70,7 @@ my $mark = log_mark('error_log');
 ($s, $status) = raw_connect('ct_notes_env', "127.0.0.1:$p",
                             headers => "X-Idle-Timeout: soon\r\n");
 close $s if $s;
-ok wait_log_line('error_log', $mark,
-                 qr/CT00236: environment variable proxy-idle-timeout: 'soon'/,
-                 5), 'a bad value is logged (CT00236)';
+ok log_wait($mark,
+            qr/CT00236: environment variable proxy-idle-timeout: 'soon'/, 5,
+            log => 'error_log', line => 1), 'a bad value is logged (CT00236)';
 $o->stop;

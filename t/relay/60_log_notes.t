@@ -25,9 +25,8 @@ use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use CT::Origin ();
-use CT::Raw qw(read_bytes);
-use CT::Tools qw(open_tunnel duplex read_to_eof log_mark wait_log_line
-                 wait_tunnel_record);
+use CT::Client qw(duplex open_tunnel read_bytes read_to_eof);
+use CT::Logs qw(log_mark log_wait wait_tunnel_record);
 
 plan tests => 4 * 8 + 2 * 4, need_module('ssl');
 
@@ -67,9 +66,8 @@ for my $case (['plain proxy', 'ct_all', 0, '127.0.0.1'],
     read_to_eof($s, 10);
     close $s;
 
-    my $line = wait_log_line('tunnel_log', $mark,
-                             qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
-                             10) // '';
+    my $line = log_wait($mark, qr/"CONNECT \Q$host\E:$port HTTP\/1\.1" 200 /,
+                        10, log => 'tunnel_log', line => 1) // '';
     my %f = $line =~ / (I|O|sport|end)=(\S+)/g;
     ok $line, "$name: the tunnel has its access log line";
     is $f{sport}, $rep->{peer_port} // 'no report',
@@ -113,9 +111,9 @@ for my $case (['early data, hand-off off', 'ct_relay_nohandoff'],
     shutdown $s, 1;
     read_to_eof($s, 10);
     close $s;
-    my $line = wait_log_line('tunnel_log', $mark,
-                             qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /,
-                             10) // '';
+    my $line = log_wait($mark,
+                        qr/"CONNECT 127\.0\.0\.1:$port HTTP\/1\.1" 200 /, 10,
+                        log => 'tunnel_log', line => 1) // '';
     my %f = $line =~ / (I|O|end)=(\S+)/g;
     is $f{I}, length($req) + 1000,
         "$name: %I counts the request, the early bytes and the rest";

@@ -16,9 +16,8 @@ use Apache::Test qw(-withtestmore);
 use IO::Select;
 use IO::Socket::IP;
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port read_bytes);
-use CT::Reactor qw(tunnel write_all);
-use CT::Tools qw(log_mark wait_log_line);
+use CT::Client qw(read_bytes tunnel vhost_port write_all);
+use CT::Logs qw(log_mark log_wait);
 
 # [description, address the origin listens on, host in the CONNECT]
 my @cases = (
@@ -75,16 +74,16 @@ for my $case (@cases) {
     read_bytes($c, 1, 10) if $c;
     close $c if $c;
 
-    my $line = wait_log_line('notes_access_log', $amark,
-                             qr/^cport=$cport /) // '';
+    my $line = log_wait($amark, qr/^cport=$cport /, 10,
+                        log => 'notes_access_log', line => 1) // '';
     my %note = $line =~ /(\w+)=(\S*)/g;
     is $note{addr} // '', $seen{addr} // 'none',
        "$desc: tunnel-address is the address the origin was reached on";
     is $note{sport} // '', $seen{port} // 'none',
        "$desc: proxy-source-port is the origin's peer port";
 
-    my $rec = wait_log_line('tunnels_log', $tmark,
-                            qr/ target=\S*:$port /) // '';
+    my $rec = log_wait($tmark, qr/ target=\S*:$port /, 10,
+                       log => 'tunnels_log', line => 1) // '';
     my %r = $rec =~ / (\w+)=(\S+)/g;
     is $r{address} // '', $seen{addr} // 'none',
        "$desc: the end-of-tunnel record's address is the same";

@@ -26,9 +26,8 @@ use Apache::Test qw(-withtestmore);
 use IO::Socket::IP;
 use Time::HiRes qw(sleep);
 use CT::Origin ();
-use CT::Raw qw(read_bytes raw_connect);
-use CT::Tools qw(open_tunnel read_to_eof log_mark wait_log_line
-                 wait_tunnel_record);
+use CT::Client qw(open_tunnel raw_connect read_bytes read_to_eof);
+use CT::Logs qw(log_mark log_wait wait_tunnel_record);
 
 plan tests => 3 * 15 + 6 + 6;
 
@@ -119,8 +118,8 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     my $seen = $origin->wait_for(1, 'got', 10) // {};
     is $seen->{got}, 100, "$name: the origin got the 100 bytes";
 
-    my $n = notes_of(wait_log_line('notes_log', $mark,
-                                   qr/"CONNECT \Q$host\E:$port /, 10));
+    my $n = notes_of(log_wait($mark, qr/"CONNECT \Q$host\E:$port /, 10,
+                              log => 'notes_log', line => 1));
     my $rec = wait_tunnel_record($tmark, "$host:$port", 10) // {};
     is "$n->{host}:$n->{port}", "$addr:$port",
         "$name: tunnel-host and tunnel-port are the target";
@@ -181,8 +180,8 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     my ($s, $status) = raw_connect('ct_notes', "127.0.0.1:$port");
     is $status, 502, 'refused: 502';
     close $s if $s;
-    my $n = notes_of(wait_log_line('notes_log', $mark,
-                                   qr/"CONNECT 127\.0\.0\.1:$port /, 10));
+    my $n = notes_of(log_wait($mark, qr/"CONNECT 127\.0\.0\.1:$port /, 10,
+                              log => 'notes_log', line => 1));
     is "$n->{host} $n->{port}", "127.0.0.1 $port",
         'refused: the target is noted';
     like $n->{resolve}, qr/^\d+$/, 'refused: a resolve time';
@@ -199,8 +198,8 @@ for my $case (['direct', 'ct_notes', '127.0.0.1'],
     my $target = '-no-such-host.invalid';
     ok defined $status && $status >= 400, "unresolvable: refused ($status)";
     close $s if $s;
-    my $n = notes_of(wait_log_line('notes_log', $mark,
-                                   qr/"CONNECT \Q$target\E:443 /, 10));
+    my $n = notes_of(log_wait($mark, qr/"CONNECT \Q$target\E:443 /, 10,
+                              log => 'notes_log', line => 1));
     is $n->{host}, $target, 'unresolvable: tunnel-host';
     is $n->{port}, 443, 'unresolvable: tunnel-port';
     is "$n->{resolve} $n->{connect} $n->{first}", '- - -',

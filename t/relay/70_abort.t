@@ -29,8 +29,8 @@ use IO::Select;
 use Socket qw(SOL_SOCKET SO_LINGER SHUT_WR);
 use Time::HiRes qw(time sleep);
 use CT::Origin ();
-use CT::Tools qw(open_tunnel read_upto read_to_eof log_mark
-                 wait_tunnel_record);
+use CT::Client qw(open_tunnel read_to_eof read_upto);
+use CT::Logs qw(log_mark wait_tunnel_record);
 
 plan tests => 5 + 4 + 5 + 4 + 4;
 
@@ -229,7 +229,7 @@ sub sleep_until {
     });
     my ($s, $status) = open_tunnel('ct_all', $origin->port);
     is $status, 200, 'origin half-close then reset: the tunnel is established';
-    my (undef, $state) = read_to_eof($s, 10);
+    my (undef, $state) = read_to_eof($s, 10, state => 1);
     is $state, 'eof', "the client sees the origin's half-close";
     my $rep = $origin->wait_for(1, 'reset_at', 10) // {};
     sleep_until(($rep->{reset_at} // time) + $BOUND);

@@ -32,13 +32,13 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP ();
 use Digest::SHA qw(sha256_hex);
 use Socket qw(SOL_SOCKET SO_LINGER);
-use CT::Origin;
-use CT::Reactor qw(wait_until access_lines tunnel_records free_port
-                   test_cert);
+use CT::Server qw(free_port test_cert wait_until);
+use CT::Origin ();
+use CT::Logs qw(access_lines tunnel_records);
 
 my $client = "$FindBin::Bin/../bin/h2-connect";
 my $python = '/usr/bin/python3';
-my $libexec = CT::Reactor::Httpd::libexecdir();
+my $libexec = CT::Server::libexecdir();
 
 plan skip_all => 'mod_http2 is not installed'
     unless $libexec && -e "$libexec/mod_http2.so";
@@ -53,7 +53,7 @@ my $certdir = test_cert();
 
 my $idle_port = free_port();
 my $tls_port = free_port();
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     modules => ['http2', 'socache_shmcb', 'ssl'],
     conf => <<"EOC");
 Protocols h2c http/1.1
@@ -374,7 +374,7 @@ my $mib = 1 << 20;
     $o->stop;
 }
 
-ok !CT::Reactor::log_lines(qr/AH00052|AH00051|segfault/,
+ok !CT::Logs::log_lines(qr/AH00052|AH00051|segfault/,
                            $httpd->file('error_log')),
    'no child crashed';
 $httpd->stop;

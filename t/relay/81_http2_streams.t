@@ -19,12 +19,13 @@ use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
 use JSON::PP ();
-use CT::Origin;
-use CT::Reactor qw(wait_until free_port);
+use CT::Server qw(free_port wait_until);
+use CT::Origin ();
+use CT::Logs ();
 
 my $client = "$FindBin::Bin/../bin/h2-connect";
 my $python = '/usr/bin/python3';
-my $libexec = CT::Reactor::Httpd::libexecdir();
+my $libexec = CT::Server::libexecdir();
 
 plan skip_all => 'mod_http2 is not installed'
     unless $libexec && -e "$libexec/mod_http2.so";
@@ -36,7 +37,7 @@ local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 120;
 
 my $off_port = free_port();
-my $httpd = CT::Reactor::Httpd->start(
+my $httpd = CT::Server->start(
     modules => ['http2'],
     conf => <<"EOC");
 Protocols h2c http/1.1
@@ -63,7 +64,7 @@ sub h2 {
     return @r;
 }
 
-sub refusals { scalar grep { /CT00180/ } CT::Reactor::read_lines($elog) }
+sub refusals { scalar grep { /CT00180/ } CT::Logs::read_lines($elog) }
 
 my $o = CT::Origin->start('echo');
 my $target = "127.0.0.1:" . $o->port;

@@ -28,11 +28,13 @@
 # asked about those as well.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since start_httpd stop_httpd in_netns no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via);
+use CT::Logs qw(log_mark log_since no_crash);
 
 # Addresses of this host (inside the namespace only) that are neither
 # loopback nor in any guarded set: documentation prefixes.
@@ -129,7 +131,8 @@ my @own = (
 
 plan tests => 2 * @guarded + 2 + 2 * @own + 14;
 
-my @trap = (listener('0.0.0.0', port => $TP), listener('::', port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 # Refused with the status and Proxy-Status type expected, and nothing
 # reached the trap.  httpd's own strict request parsing (the default
@@ -155,7 +158,8 @@ sub refused {
 
 # --- Server A: nothing configured but the proxy itself. ---
 my $pa = free_port();
-my $a = start_httpd(<<"EOF", $pa);
+my $a = CT::Server->start(port => $pa, relay => 1, threads => 16,
+                          config => <<"EOF");
 Listen 127.0.0.1:$pa
 ProxyRequests On
 AllowCONNECT all
@@ -184,11 +188,12 @@ for (@own) {
     refused($pa, $target, 403, "$why (server listens on loopback only)");
 }
 
-stop_httpd($a);
+$a->stop;
 
 # --- Server B: a wildcard Listen, and the ways around the guard. ---
 my ($pb, $p_vh, $p_px, $p_pm, $p_rule, $p_lax) = map { free_port() } 1 .. 6;
-my $b = start_httpd(<<"EOF", $pb);
+my $b = CT::Server->start(port => $pb, relay => 1, threads => 16,
+                          config => <<"EOF");
 Listen 0.0.0.0:$pb
 Listen 127.0.0.1:$p_vh
 Listen 127.0.0.1:$p_px
@@ -243,7 +248,7 @@ sub works {
     my ($port, $target, $why) = @_;
     my ($s, $status) = tunnel_via($port, $target);
     my @got = take_accepts(5, @trap);
-    my $ok = $status == 200 && @got == 1 && echo_ok($s, $got[0], $why);
+    my $ok = $status == 200 && @got == 1 && relays($s, $got[0], $why);
     ok $ok or t_debug("$target ($why): got $status, "
                       . scalar(@got) . " connection(s) at the trap");
     close $_ for $s, @got;
@@ -270,4 +275,4 @@ refused($pb, "127.0.0.1:$TP", 403, 'guard on in the main server');
 works($p_vh, "127.0.0.1:$TP", 'a good tunnel after all of the above');
 ok no_crash($mark_b, $b->{error_log}) && no_crash($mark_a, $a->{error_log})
     or t_debug('a child died: ' . log_since($mark_b, $b->{error_log}));
-ok stop_httpd($b);
+ok $b->stop;

@@ -17,12 +17,13 @@
 # addresses of allowed names by default is shown in 14_search_domains.t.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since wait_log start_httpd stop_httpd in_netns
-               no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via);
+use CT::Logs qw(log_mark log_since log_wait no_crash);
 
 my $HOSTS = <<'EOF';
 127.0.0.1 localhost
@@ -80,7 +81,8 @@ my @cases = (
 plan tests => @cases + 3;
 
 my %port = (main => free_port(), off => free_port(), proxy => free_port());
-my $srv = start_httpd(<<"EOF", $port{main});
+my $srv = CT::Server->start(port => $port{main}, relay => 1, threads => 16,
+                            config => <<"EOF");
 Listen 127.0.0.1:$port{main}
 Listen 127.0.0.1:$port{off}
 Listen 127.0.0.1:$port{proxy}
@@ -111,7 +113,8 @@ my $start = log_mark($srv->{error_log});
 
 # Listeners on both addresses two.test has, and on 127.0.0.1 for the
 # others: a denied tunnel must reach none of them.
-my @trap = (listener('0.0.0.0', port => $TP), listener('::', port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 for my $c (@cases) {
     my ($which, $host, $want, $type, $what, $log) = @$c;
@@ -120,13 +123,14 @@ for my $c (@cases) {
     my @got = take_accepts($want == 200 ? 5 : 0, @trap);
     my $ok;
     if ($want == 200) {
-        $ok = $status == 200 && @got == 1 && echo_ok($s, $got[0], $host)
+        $ok = $status == 200 && @got == 1 && relays($s, $got[0], $host)
               && $got[0]->sockhost eq '127.0.0.1';
     }
     else {
         $ok = $status == $want && ps_error($h) eq $type && !@got;
     }
-    $ok &&= wait_log($mark, $log, 5, $srv->{error_log}) ne '' if $log;
+    $ok &&= log_wait($mark, $log, 5, line => 1, log => $srv->{error_log},
+                     default => '') ne '' if $log;
     ok $ok or t_debug("$which $host ($what): expected $want '$type', got "
                       . "$status '" . ps_error($h) . "', " . scalar(@got)
                       . " connection(s)" . ($log ? "; log wanted $log" : ''));
@@ -147,8 +151,8 @@ for my $c (@cases) {
 {
     my ($s, $status) = tunnel_via($port{main}, "trusted.test:$TP");
     my @got = take_accepts(5, @trap);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'last');
     close $_ for $s, @got;
 }
 ok no_crash($start, $srv->{error_log})
-   && stop_httpd($srv);
+   && $srv->stop;

@@ -11,12 +11,13 @@
 # responder does see the server's queries.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use File::Temp qw(tempdir);
-use CT::Sec qw(free_port tunnel_via ps_error log_mark wait_log start_httpd
-               stop_httpd in_netns no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Client qw(ps_error tunnel_via);
+use CT::Logs qw(log_mark log_wait no_crash);
 use CT::DNS;
 
 if (my $why = in_netns('resolv.conf' => CT::DNS::resolv_conf())) {
@@ -43,7 +44,8 @@ my $dns = CT::DNS->start(log => "$dir/queries",
                          records => { 'looked-up.test' => ['192.0.2.1'] });
 my $port = free_port();
 my $up = free_port();       # nothing listens: the upstream is down
-my $srv = start_httpd(<<"EOF", $port);
+my $srv = CT::Server->start(port => $port, relay => 1, threads => 16,
+                            config => <<"EOF");
 Listen 127.0.0.1:$port
 ProxyRequests On
 AllowCONNECT 443
@@ -65,7 +67,8 @@ for my $c (@cases) {
     my ($s, $status, $h) = tunnel_via($port, $target);
     ok t_cmp("$status " . ps_error($h), "$want $type",
              "$what ($target): status and Proxy-Status");
-    ok t_cmp(wait_log($mark, qr/$tag: tunnel to /, 5, $srv->{error_log})
+    ok t_cmp(log_wait($mark, qr/$tag: tunnel to /, 5,
+                      line => 1, log => $srv->{error_log}, default => '')
              ne '' ? 1 : 0, 1, "$what: $tag logged");
     ok t_cmp($dns->count($name), 0, "$what: no DNS query for $name");
     close $s;
@@ -81,4 +84,4 @@ for my $c (@cases) {
     close $s;
 }
 $dns->stop;
-ok no_crash($start, $srv->{error_log}) && stop_httpd($srv);
+ok no_crash($start, $srv->{error_log}) && $srv->stop;

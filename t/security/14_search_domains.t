@@ -20,16 +20,17 @@
 # which names were looked up.  Nothing leaves the machine.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Select;
 use IO::Socket::IP;
 use POSIX qw(_exit);
 use Time::HiRes qw(time sleep);
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since wait_log start_httpd stop_httpd in_netns
-               no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via);
+use CT::Logs qw(log_mark log_since log_wait no_crash);
 
 # The last line has no newline: it counts all the same.
 my $HOSTS = "127.0.0.1 localhost\n127.0.0.1 files-only";
@@ -55,7 +56,7 @@ my %ZONE = (
 # The DNS responder, in a child of this test: one UDP socket, one answer
 # per question, every name asked appended to $qlog.  It ends by itself
 # after a bounded time if this test dies without stopping it.
-my $qlog = CT::Sec::scratch_dir() . '/queries';
+my $qlog = CT::Server::scratch_dir() . '/queries';
 my $dns_pid = start_responder($qlog);
 
 sub dns_name {
@@ -166,7 +167,8 @@ plan tests => @cases + 4;
 
 # ConnectTunnelTrustAllowedNames sits in <IfDirective> where the test
 # wants it On, so that the same file runs against a module without it.
-my $srv = start_httpd(<<"EOF", $port{deny});
+my $srv = CT::Server->start(port => $port{deny}, relay => 1, threads => 16,
+                            config => <<"EOF");
 Listen 127.0.0.1:$port{deny}
 Listen 127.0.0.1:$port{block}
 Listen 127.0.0.1:$port{fallback}
@@ -209,7 +211,8 @@ my $start = log_mark($srv->{error_log});
 
 # Every address this namespace has, at the origin port: a refused tunnel
 # must reach none of them.
-my @trap = (listener('0.0.0.0', port => $TP), listener('::', port => $TP));
+my @trap = (listener(addr => '0.0.0.0', take_all => 1, port => $TP),
+            listener(addr => '::', take_all => 1, port => $TP));
 
 for my $c (@cases) {
     my ($which, $target, $want, $type, $what, $log) = @$c;
@@ -218,12 +221,13 @@ for my $c (@cases) {
     my @got = take_accepts($want == 200 ? 5 : 1, @trap);
     my $ok;
     if ($want == 200) {
-        $ok = $status == 200 && @got == 1 && echo_ok($s, $got[0], $which);
+        $ok = $status == 200 && @got == 1 && relays($s, $got[0], $which);
     }
     else {
         $ok = $status == $want && ps_error($h) eq $type && !@got;
     }
-    $ok &&= wait_log($mark, $log, 5, $srv->{error_log}) ne '' if $log;
+    $ok &&= log_wait($mark, $log, 5, line => 1, log => $srv->{error_log},
+                     default => '') ne '' if $log;
     ok $ok or t_debug("$which $target ($what): expected $want '$type', "
                       . "got $status '" . ps_error($h) . "', "
                       . scalar(@got) . " connection(s)"
@@ -243,5 +247,5 @@ ok !$asked->{'db.internal.corp.example'}
    or t_debug('names asked: ' . join(' ', sort keys %$asked));
 
 ok no_crash($start, $srv->{error_log})
-   && stop_httpd($srv);
+   && $srv->stop;
 stop_responder();

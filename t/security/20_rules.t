@@ -15,12 +15,12 @@
 # resolves from /etc/hosts (localhost) or is decided before DNS.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Raw qw(vhost_port);
-use CT::Sec qw(listener take_accepts tunnel_via echo_ok ps_error log_mark
-               wait_log log_since no_crash);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via vhost_port);
+use CT::Logs qw(log_mark log_since log_wait no_crash);
 
 # [virtual host, host (target), origin address, expected, what it shows,
 #  optional log line expected]
@@ -125,20 +125,21 @@ my $start = log_mark();
 
 for my $c (@cases) {
     my ($vhost, $host, $addr, $want, $what, $log) = @$c;
-    my $l = listener($addr);
+    my $l = listener(addr => $addr, take_all => 1);
     my $target = "$host:" . $l->sockport;
     my $mark = log_mark();
     my ($s, $status, $h) = tunnel_via(vhost_port($vhost), $target);
     my @got = take_accepts($want == 200 ? 5 : 0, $l);
     my $ok;
     if ($want == 200) {
-        $ok = $status == 200 && @got == 1 && echo_ok($s, $got[0], $target);
+        $ok = $status == 200 && @got == 1 && relays($s, $got[0], $target);
     }
     else {
         $ok = $status == $want && !@got
               && ps_error($h) eq 'destination_ip_prohibited';
     }
-    $ok &&= wait_log($mark, $log, 5) ne '' if $log && $ok;
+    $ok &&= log_wait($mark, $log, 5, line => 1,
+                     default => '') ne '' if $log && $ok;
     ok $ok or t_debug("$vhost $target ($what): expected $want, got "
                       . "$status '" . ps_error($h) . "', " . scalar(@got)
                       . " connection(s) at the origin"
@@ -148,11 +149,11 @@ for my $c (@cases) {
 
 # The server survived all of it, and a good tunnel still works.
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my ($s, $status) = tunnel_via(vhost_port('ct_all'),
                                   '127.0.0.1:' . $l->sockport);
     my @got = take_accepts(5, $l);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'last');
     close $_ for $s, @got;
     ok no_crash($start);
 }

@@ -6,10 +6,10 @@
 # configuration (no server is started).
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Sec qw(config_test);
+use CT::Server qw(config_test);
 
 # [directive and value, what it is]
 my @good = (
@@ -108,7 +108,7 @@ plan tests => @good + 2 * @bad + 2 + @server_only;
 
 for (@good) {
     my ($line, $what) = @$_;
-    my ($rc, $out) = config_test("$line\n");
+    my ($rc, $out) = config_test("$line\n", relay => 1, threads => 16);
     ok $rc == 0 && $out =~ /Syntax OK/
         or t_debug("$what: '$line' was refused: $out");
 }
@@ -116,7 +116,7 @@ for (@good) {
 for (@bad) {
     my ($line, $value, $what) = @$_;
     my ($name) = $line =~ /^(\S+)/;
-    my ($rc, $out) = config_test("$line\n");
+    my ($rc, $out) = config_test("$line\n", relay => 1, threads => 16);
     ok $rc != 0 && $out !~ /Syntax OK/
         or t_debug("$what: '$line' was accepted: $out");
     # The message names the directive and quotes the value.
@@ -126,20 +126,23 @@ for (@bad) {
 
 # A flag takes On or Off only.
 {
-    my ($rc, $out) = config_test("ConnectTunnelDefaultDeny maybe\n");
+    my ($rc, $out) = config_test("ConnectTunnelDefaultDeny maybe\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /ConnectTunnelDefaultDeny/
         or t_debug("ConnectTunnelDefaultDeny maybe: $out");
 }
 
 # A rule needs an argument.
 {
-    my ($rc, $out) = config_test("ConnectTunnelDeny\n");
+    my ($rc, $out) = config_test("ConnectTunnelDeny\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /ConnectTunnelDeny/
         or t_debug("ConnectTunnelDeny without argument: $out");
 }
 
 for my $d (@server_only) {
-    my ($rc, $out) = config_test("<Proxy \"*\">\n    $d 5\n</Proxy>\n");
+    my ($rc, $out) = config_test("<Proxy \"*\">\n    $d 5\n</Proxy>\n",
+                                 relay => 1, threads => 16);
     ok $rc != 0 && $out =~ /\Q$d\E/
         or t_debug("$d inside <Proxy> was accepted: $out");
 }

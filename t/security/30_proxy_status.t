@@ -13,15 +13,17 @@
 # smuggled request) must never be answered as a request of their own.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Socket::IP;
 use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time);
-use CT::Raw qw(vhost_port read_head);
-use CT::Sec qw(listener take_accepts tunnel_via connect_via echo_ok
-               ps_error log_mark wait_log no_crash free_port);
+use CT::Server qw(free_port);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(proxy_socket ps_error read_head relays tunnel_via
+                  vhost_port);
+use CT::Logs qw(log_mark log_wait no_crash);
 
 plan tests => 14;
 
@@ -35,7 +37,7 @@ sub refusal {
     my ($s, $status, $h) = tunnel_via($port, $target);
     my @got = take_accepts(0, @listeners);
     my $ok = $status == $want && ps_error($h) eq $type && !@got
-             && wait_log($mark, $log, 5) ne '';
+             && log_wait($mark, $log, 5, line => 1, default => '') ne '';
     ok $ok or t_debug("$what: $target expected $want $type ($log), got "
                       . "$status '" . ($h->{'proxy-status'} // '')
                       . "', " . scalar(@got) . " connection(s)");
@@ -43,12 +45,12 @@ sub refusal {
 }
 
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $p = $l->sockport;
     refusal(vhost_port('ct_sec_ps_port'), "127.0.0.1:$p", 403,
             'http_request_denied', qr/CT00011: tunnel to '127\.0\.0\.1' refused: port $p is not in AllowCONNECT/,
             'port not in the default AllowCONNECT', $l);
-    my $l2 = listener('127.0.0.2', port => $p);
+    my $l2 = listener(addr => '127.0.0.2', take_all => 1, port => $p);
     refusal($ps, "127.0.0.2:$p", 403, 'destination_ip_prohibited',
             qr/CT00016: tunnel to '127\.0\.0\.2' refused by deny 127\.0\.0\.2/,
             'denied by a rule', $l2);
@@ -99,7 +101,8 @@ sub refusal {
         ok $status == 504 && ps_error($h) eq 'connection_timeout'
             or t_debug("full queue: got $status '"
                        . ($h->{'proxy-status'} // '') . "'");
-        ok wait_log($mark, qr/CT00026: connect to 127\.0\.0\.1:$p timed out/, 5)
+        ok log_wait($mark, qr/CT00026: connect to 127\.0\.0\.1:$p timed out/,
+                    5, line => 1, default => '')
             ne '';
         # Generous: the timeout is 2 s; it must neither fire at once nor
         # hang on to the default (10 s).
@@ -118,13 +121,13 @@ sub refusal {
 # is not read as a request (a request smuggled behind a refused CONNECT
 # must not be answered).
 {
-    my $s = connect_via($ps);
+    my $s = proxy_socket($ps);
     my $smuggled = "GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
     print $s "CONNECT 127.0.0.2:443 HTTP/1.1\r\nHost: 127.0.0.2:443\r\n\r\n"
            . $smuggled;
     my ($status, $h, $head, $rest) = read_head($s);
     my $seen = '';
-    my $closed = CT::Raw::wait_closed($s, 10, \$seen);
+    my $closed = CT::Client::wait_closed($s, 10, \$seen);
     my $all = ($rest // '') . $seen;
     ok(($status // 0) == 403 && $closed && $all !~ m{HTTP/1\.[01] \d{3}})
         or t_debug("status " . ($status // 'none') . ", closed $closed, "
@@ -133,12 +136,12 @@ sub refusal {
 
 # The same for a malformed target.
 {
-    my $s = connect_via($ps);
+    my $s = proxy_socket($ps);
     print $s "CONNECT 127.0.0.1:+443 HTTP/1.1\r\nHost: x\r\n\r\n"
            . "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     my ($status, $h, $head, $rest) = read_head($s);
     my $seen = '';
-    my $closed = CT::Raw::wait_closed($s, 10, \$seen);
+    my $closed = CT::Client::wait_closed($s, 10, \$seen);
     ok(($status // 0) == 400 && $closed
        && (($rest // '') . $seen) !~ m{HTTP/1\.[01] \d{3}});
 }
@@ -152,10 +155,10 @@ sub refusal {
 
 # The server survived all of it, and a good tunnel still works.
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my ($s, $status, $h) = tunnel_via($ps, '127.0.0.1:' . $l->sockport);
     my @got = take_accepts(5, $l);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last')
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'last')
        && !exists $h->{'proxy-status'};
     close $_ for $s, @got;
     ok no_crash($start);

@@ -17,14 +17,15 @@
 # distribution.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time sleep);
-use CT::Raw qw(vhost_port read_head);
-use CT::Sec qw(listener take_accepts tunnel_via connect_via echo_ok
-               ps_error log_mark log_since wait_log count_lines wait_count
-               no_crash);
+use CT::Server ();
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(proxy_socket ps_error read_head relays tunnel_via
+                  vhost_port);
+use CT::Logs qw(count_lines log_mark log_since log_wait no_crash wait_count);
 
 plan tests => 30;
 
@@ -64,7 +65,7 @@ sub settle {
 
 # --- Per client address. ---
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my (@client, @origin);
     for my $i (1, 2) {
@@ -72,7 +73,7 @@ sub settle {
         my @got = take_accepts(5, $l);
         push @client, $s;
         push @origin, @got;
-        ok $status == 200 && @got == 1 && echo_ok($s, $got[0], "pc$i")
+        ok $status == 200 && @got == 1 && relays($s, $got[0], "pc$i")
             or t_debug("per-client tunnel $i: got $status");
     }
     my $mark = log_mark();
@@ -83,7 +84,9 @@ sub settle {
         or t_debug("third tunnel from 127.0.0.1: got $status3 '"
                    . ps_error($h3) . "', " . scalar(@none)
                    . " connection(s) at the origin");
-    ok wait_log($mark, qr/CT00060: tunnel refused: client 127\.0\.0\.1(?::\d+)? already has 2 tunnels open/, 5)
+    ok log_wait($mark,
+                qr/CT00060: tunnel refused: client 127\.0\.0\.1(?::\d+)? already has 2 tunnels open/,
+                5, line => 1, default => '')
        ne '' or t_debug(log_since($mark));
     close $_ for $s3, @none;
 
@@ -91,7 +94,7 @@ sub settle {
     my ($s4, $status4) = open_tunnel('ct_sec_perclient', $target,
                                      from => '127.0.0.2');
     my @got4 = take_accepts(5, $l);
-    ok $status4 == 200 && @got4 == 1 && echo_ok($s4, $got4[0], 'pc-other')
+    ok $status4 == 200 && @got4 == 1 && relays($s4, $got4[0], 'pc-other')
         or t_debug("tunnel from 127.0.0.2: got $status4");
     close $_ for $s4, @got4;
 
@@ -109,7 +112,7 @@ sub settle {
         sleep 0.2;
     }
     @got5 = take_accepts(5, $l) if $status5 == 200;
-    ok $status5 == 200 && @got5 == 1 && echo_ok($s5, $got5[0], 'pc-again')
+    ok $status5 == 200 && @got5 == 1 && relays($s5, $got5[0], 'pc-again')
         or t_debug("after closing one: got $status5 after $tries tries");
     close $_ for $s5, @got5, @client, @origin;
     settle($target);
@@ -117,7 +120,7 @@ sub settle {
 
 # --- Clients grouped by prefix. ---
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my @keep;
     my @st;
@@ -135,13 +138,15 @@ sub settle {
     ok $status3 == 429 && ps_error($h3) eq 'connection_limit_reached'
        && !@none
         or t_debug("third of one /24 (from 127.0.0.3): got $status3");
-    ok wait_log($mark, qr/CT00060: tunnel refused: client 127\.0\.0\.3 \(counted with its \/24\) already has 2 tunnels open/, 5)
+    ok log_wait($mark,
+                qr/CT00060: tunnel refused: client 127\.0\.0\.3 \(counted with its \/24\) already has 2 tunnels open/,
+                5, line => 1, default => '')
        ne '' or t_debug(log_since($mark));
     # Another /24 is another client.
     my ($s4, $status4) = open_tunnel('ct_sec_prefix', $target,
                                      from => '127.0.1.2');
     my @got4 = take_accepts($status4 == 200 ? 5 : 0, $l);
-    ok $status4 == 200 && @got4 == 1 && echo_ok($s4, $got4[0], 'prefix')
+    ok $status4 == 200 && @got4 == 1 && relays($s4, $got4[0], 'prefix')
         or t_debug("from 127.0.1.2 (another /24): got $status4");
     close $_ for $s3, @none, $s4, @got4, @keep;
     settle($target);
@@ -152,7 +157,7 @@ sub settle {
 # dial and must be given back when they fail (502): two tunnels from that
 # address must work afterwards, and only the third be refused.
 {
-    my $closed = CT::Sec::free_port();
+    my $closed = CT::Server::free_port();
     my @fail;
     for (1 .. 3) {
         my ($s, $status, $h) = open_tunnel('ct_sec_perclient',
@@ -164,7 +169,7 @@ sub settle {
     ok "@fail" eq join ' ', ('502 connection_refused') x 3
         or t_debug("dials to a closed port: @fail");
     settle("127.0.0.1:$closed");
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my (@st, @keep);
     for (1 .. 3) {
@@ -180,7 +185,7 @@ sub settle {
 
 # --- The whole server. ---
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my (@client, @origin);
     my $all = 1;
@@ -191,7 +196,7 @@ sub settle {
         my @got = take_accepts(5, $l);
         push @client, $s;
         push @origin, @got;
-        $all &&= $status == 200 && @got == 1 && echo_ok($s, $got[0], "mt$i");
+        $all &&= $status == 200 && @got == 1 && relays($s, $got[0], "mt$i");
     }
     ok $all or t_debug('three tunnels under ConnectTunnelMaxTunnels 3 '
                        . 'did not all work');
@@ -203,7 +208,9 @@ sub settle {
        && !@none
         or t_debug("fourth tunnel: got $status4 '" . ps_error($h4)
                    . "', " . scalar(@none) . " connection(s)");
-    ok wait_log($mark, qr/CT00060: tunnel refused: the server already has 3 tunnels open/, 5)
+    ok log_wait($mark,
+                qr/CT00060: tunnel refused: the server already has 3 tunnels open/,
+                5, line => 1, default => '')
        ne '';
     close $_ for $s4, @none;
 
@@ -212,7 +219,7 @@ sub settle {
     my ($s5, $status5) = open_tunnel('ct_sec_maxtun', $target,
                                      from => '127.0.0.5');
     my @got5 = take_accepts(5, $l);
-    ok $status5 == 200 && @got5 == 1 && echo_ok($s5, $got5[0], 'mt-again')
+    ok $status5 == 200 && @got5 == 1 && relays($s5, $got5[0], 'mt-again')
         or t_debug("after closing one: got $status5");
     close $_ for $s5, @got5, @client, @origin;
     settle($target);
@@ -221,11 +228,11 @@ sub settle {
 # --- One child process. ---
 {
     my $n = 6;
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my $mark = log_mark();
     # All requests go out before any answer is read: they are concurrent.
-    my @s = map { connect_via(vhost_port('ct_sec_perchild')) } 1 .. $n;
+    my @s = map { proxy_socket(vhost_port('ct_sec_perchild')) } 1 .. $n;
     for (@s) {
         print $_ "CONNECT $target HTTP/1.1\r\nHost: $target\r\n\r\n";
         $made{$target}++;
@@ -250,7 +257,9 @@ sub settle {
     ok @got == @open
         or t_debug(scalar(@got) . " connections for " . scalar(@open)
                    . " tunnels");
-    ok !@refused || wait_log($mark, qr/CT00060: tunnel refused: this child process already has 1 tunnels open/, 5) ne '';
+    ok !@refused || log_wait($mark,
+                             qr/CT00060: tunnel refused: this child process already has 1 tunnels open/,
+                             5, line => 1, default => '') ne '';
     close $_ for @s, @got;
     settle($target, 0, 'sec_perchild_log');
     # The virtual host logs the serving child's PID with each request
@@ -270,11 +279,11 @@ sub settle {
 
 # The server survived all of it, and a good tunnel still works.
 {
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my ($s, $status) = tunnel_via(vhost_port('ct_all'),
                                   '127.0.0.1:' . $l->sockport);
     my @got = take_accepts(5, $l);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'last');
     close $_ for $s, @got;
     ok no_crash($start);
 }

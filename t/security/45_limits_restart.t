@@ -13,12 +13,14 @@
 # the filters: `make test` runs all three).
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time sleep);
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark wait_log start_httpd stop_httpd no_crash relay_mode);
+use CT::Server qw(free_port suite_mode);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via);
+use CT::Logs qw(log_mark log_wait no_crash);
 
 
 plan tests => 7;
@@ -40,9 +42,10 @@ sub wait_count_file {
 }
 
 {
-    my $mode = relay_mode();
+    my $mode = suite_mode(copy => 1);
     my $port = free_port();
-    my $srv = start_httpd(<<"EOF", $port, mpm => <<'MPM');
+    my $srv = CT::Server->start(port => $port, relay => 1, threads => 16,
+                                config => <<"EOF", mpm => <<'MPM');
 Listen 127.0.0.1:$port
 ProxyRequests On
 AllowCONNECT all
@@ -61,7 +64,7 @@ MaxRequestWorkers 64
 MinSpareThreads 1
 MaxSpareThreads 64
 MPM
-    my $l = listener('127.0.0.1');
+    my $l = listener(addr => '127.0.0.1', take_all => 1);
     my $target = '127.0.0.1:' . $l->sockport;
     my $start = log_mark($srv->{error_log});
 
@@ -80,7 +83,7 @@ MPM
         my @got = take_accepts(5, $l);
         push @c, $s;
         push @o, @got;
-        $all &&= $status == 200 && @got == 1 && echo_ok($s, $got[0], $from);
+        $all &&= $status == 200 && @got == 1 && relays($s, $got[0], $from);
     }
     ok $all or t_debug("$mode: the first three tunnels did not all work");
     {
@@ -94,14 +97,14 @@ MPM
     # Graceful restart, by the server's own PID.
     my $mark = log_mark($srv->{error_log});
     kill 'USR1', $srv->{pid};
-    ok wait_log($mark, qr/AH00489|resuming normal operations/, 10,
-                $srv->{error_log}) ne ''
+    ok log_wait($mark, qr/AH00489|resuming normal operations/, 10, line => 1,
+                log => $srv->{error_log}, default => '') ne ''
         or t_debug("$mode: no restart within 10 s");
     sleep 0.5;
 
     # The three tunnels survived the restart.
     my $alive = 1;
-    $alive &&= echo_ok($c[$_], $o[$_], "after-$_") for 0 .. 2;
+    $alive &&= relays($c[$_], $o[$_], "after-$_") for 0 .. 2;
     ok $alive or t_debug("$mode: a tunnel did not survive the restart");
 
     # They still count: the server is full...
@@ -123,5 +126,5 @@ MPM
         or t_debug("$mode: after the restart 127.0.0.1 (2 tunnels open, "
                    . "limit 2) got $st3");
     close $_ for $s3, @got3, @c, @o;
-    ok no_crash($start, $srv->{error_log}) && stop_httpd($srv);
+    ok no_crash($start, $srv->{error_log}) && $srv->stop;
 }

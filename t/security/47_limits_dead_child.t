@@ -11,21 +11,22 @@
 # about a second).
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time sleep);
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since wait_log start_httpd stop_httpd
-               relay_mode);
-use CT::Reactor qw(children_of holders status_auto);
+use CT::Server qw(children_of free_port holders suite_mode);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(ps_error relays tunnel_via);
+use CT::Logs qw(log_mark log_since log_wait status_auto);
 
 plan tests => 19;
 
-my $mode = relay_mode();
+my $mode = suite_mode(copy => 1);
 my $port = free_port();
 my $port_max = free_port();
-my $srv = start_httpd(<<"EOF", $port, mpm => <<'MPM');
+my $srv = CT::Server->start(port => $port, relay => 1, threads => 16,
+                            config => <<"EOF", mpm => <<'MPM');
 LoadModule status_module "${\ status_so() }"
 Listen 127.0.0.1:$port
 Listen 127.0.0.1:$port_max
@@ -63,7 +64,7 @@ sub status_so {
 }
 
 my $start = log_mark($srv->{error_log});
-my $l = listener('127.0.0.1');
+my $l = listener(addr => '127.0.0.1', take_all => 1);
 my $target = '127.0.0.1:' . $l->sockport;
 
 sub live { my %s = status_auto($port); return $s{ConnectTunnelsLive} // -1 }
@@ -88,7 +89,7 @@ sub open_three {
         my @got = take_accepts(5, $l);
         push @$c, $s;
         push @$o, @got;
-        $all &&= $status == 200 && @got == 1 && echo_ok($s, $got[0], $i);
+        $all &&= $status == 200 && @got == 1 && relays($s, $got[0], $i);
     }
     return $all;
 }
@@ -165,8 +166,8 @@ sub recovered {
     my ($c, $o) = phase('graceful', $port, 429, ('127.0.0.1') x 4);
     my $mark = log_mark($srv->{error_log});
     kill 'USR1', $srv->{pid};
-    ok wait_log($mark, qr/AH00489|resuming normal operations/, 10,
-                $srv->{error_log}) ne ''
+    ok log_wait($mark, qr/AH00489|resuming normal operations/, 10, line => 1,
+                log => $srv->{error_log}, default => '') ne ''
         or t_debug("$mode: no graceful restart within 10 s");
     sleep 0.5;
     my $st = status_after($port, '127.0.0.1', 0);
@@ -183,5 +184,5 @@ sub recovered {
                      && !(/pid (\d+) exit signal Killed/ && $k{$1}) }
               split /\n/, $text;
     ok !@bad or t_debug("unexpected: @bad");
-    ok stop_httpd($srv);
+    ok $srv->stop;
 }

@@ -22,14 +22,14 @@
 # never above what the test saw.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use IO::Select;
 use Time::HiRes qw(time);
-use CT::Raw qw(vhost_port);
-use CT::Sec qw(listener take_accepts tunnel_via echo_ok log_mark log_since
-               wait_log wait_count no_crash);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(relays tunnel_via vhost_port);
+use CT::Logs qw(log_mark log_since log_wait no_crash wait_count);
 
 plan tests => 15;
 
@@ -56,7 +56,7 @@ sub logged_ok {
 }
 
 my $start = log_mark();
-my $l = listener('127.0.0.1');
+my $l = listener(addr => '127.0.0.1', take_all => 1);
 my $port = $l->sockport;
 
 # Three tunnels to the same origin; each origin connection is told apart
@@ -70,7 +70,7 @@ for my $name (qw(idle busy life)) {
     die "tunnel '$name' was not established ($status)"
         unless $status == 200 && @got == 1;
     my $sent = time;
-    die "tunnel '$name' does not relay" unless echo_ok($s, $got[0], $name);
+    die "tunnel '$name' does not relay" unless relays($s, $got[0], $name);
     $t{$name} = { c => $s, o => $got[0], asked => $asked, sent => $sent };
 }
 
@@ -125,7 +125,7 @@ while (time < $t_begin + 12) {
         or t_debug('idle tunnel: the origin saw the close after '
                    . ($o_after // 'never') . ' s');
     my $re = qr/CT00050: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: idle for (\d+) ms \(limit 2000 ms; /;
-    my $line = wait_log($start, $re, 5);
+    my $line = log_wait($start, $re, 5, line => 1, default => '');
     ok $line ne '' or t_debug('no CT00050 line');
     ok logged_ok($line, $re, 2, $after);
     ok tunnel_end("127.0.0.1:$port", 'idle-timeout') >= 1;
@@ -145,7 +145,7 @@ t_debug(sprintf 'measured: idle tunnel closed %s s (client), %s s (origin) '
         or t_debug('busy tunnel: closed after '
                    . ($t->{closed} ? $t->{closed} - $t->{t0} : 'never')
                    . " s, moved " . ($t->{moved} // 0) . ' bytes');
-    ok !$t->{closed} && echo_ok($t->{c}, $t->{o}, 'busy-after');
+    ok !$t->{closed} && relays($t->{c}, $t->{o}, 'busy-after');
     close $t->{c};
     close $t->{o};
 }
@@ -161,7 +161,7 @@ t_debug(sprintf 'measured: idle tunnel closed %s s (client), %s s (origin) '
         or t_debug('the lifetime tunnel was not busy: '
                    . ($t->{moved} // 0) . ' bytes');
     my $re = qr/CT00052: tunnel from 127\.0\.0\.1 to 127\.0\.0\.1:$port closed: maximum lifetime of 3000 ms reached after (\d+) ms /;
-    my $line = wait_log($start, $re, 5);
+    my $line = log_wait($start, $re, 5, line => 1, default => '');
     ok $line ne '' or t_debug('no CT00052 line');
     ok logged_ok($line, $re, 3, $after);
     ok tunnel_end("127.0.0.1:$port", 'lifetime') >= 1;
@@ -188,7 +188,7 @@ sub tunnel_end {
 {
     my ($s, $status) = tunnel_via(vhost_port('ct_all'), "127.0.0.1:$port");
     my @got = take_accepts(5, $l);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'last');
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'last');
     close $_ for $s, @got;
     ok no_crash($start);
 }

@@ -8,7 +8,7 @@ use warnings;
 use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
-use CT::Policy qw(t_path);
+use CT::Server qw(t_path);
 
 my @patterns = (
     [ qr/\bAH00052:/,                 'AH00052 (child exited on a signal)' ],

@@ -4,7 +4,7 @@ package CT::DNS;
 # answers A and AAAA from a small table and NXDOMAIN for anything else,
 # over UDP on 127.0.0.1:53, so it only makes sense inside a private
 # network and mount namespace whose resolv.conf names 127.0.0.1 (see
-# CT::Sec::in_netns, option resolv).  It runs in a child process, stopped
+# CT::Server::in_netns, option resolv).  It runs in a child process, stopped
 # by its own PID; every wait is bounded.
 use strict;
 use warnings;

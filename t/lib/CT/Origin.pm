@@ -36,15 +36,31 @@ package CT::Origin;
 #
 # Every process is bounded in time by alarm(); stop() (or DESTROY) kills
 # the server's process group, which holds only what start() forked.
+#
+# Also here: start_origin(), one forked process with an echo, a "bye" and
+# a "shut" listener that records every connection's bytes and digest in
+# a file (for many tunnels at once); and plain listeners for tests that
+# drive the origin's end themselves: listener(), full_listener() (its
+# accept queue full), closed_port(), connect_refused(), accept_within()
+# and take_accepts().
 use strict;
 use warnings FATAL => 'all';
 use IO::Socket::IP;
 use IO::Select;
 use POSIX ();
-use Socket qw(SHUT_WR);
-use Errno ();
+use Socket qw(SHUT_WR PF_INET SOCK_STREAM pack_sockaddr_in
+              unpack_sockaddr_in inet_aton);
+use Errno qw(EAGAIN EINTR);
+use File::Temp ();
+use IO::Poll qw(POLLIN POLLOUT POLLERR POLLHUP);
+use IO::Socket::INET;
 use Digest::SHA ();
 use Time::HiRes qw(time sleep);
+use Exporter qw(import);
+use CT::Client qw(write_all nonblocking);
+
+our @EXPORT_OK = qw(start_origin listener full_listener closed_port
+                    connect_refused accept_within take_accepts);
 
 # Seconds any origin process may live at most.
 our $LIFETIME = 240;
@@ -225,23 +241,8 @@ sub DESTROY {
 
 # --- helpers for the connection handlers ------------------------------
 
-# Write all of $data (blocking socket); false on error.
-sub write_all {
-    my ($s, $data) = @_;
-    my $off = 0;
-    while ($off < length $data) {
-        my $n = syswrite $s, $data, length($data) - $off, $off;
-        if (!defined $n) {
-            next if $!{EINTR};
-            return 0;
-        }
-        $off += $n;
-    }
-    return 1;
-}
-
 # The first bytes of a stream, for reports.
-sub head_of { substr($_[0], 0, 256) }
+sub first_bytes { substr($_[0], 0, 256) }
 
 # --- connection handlers ------------------------------------------------
 
@@ -294,7 +295,7 @@ sub h_sink {
     }
     my $digest = $sha->hexdigest;
     $report->(bytes => $bytes, sha256 => $digest, eof => $eof,
-              error => $err, head => head_of($head),
+              error => $err, head => first_bytes($head),
               eof_at => sprintf('%.3f', time));
     return if $err;
     if ($opt->{reply} // 1) {
@@ -465,6 +466,268 @@ sub h_hold {
     $report->(bytes => $bytes, error => $err,
               eof_after => sprintf('%.3f', time - $t0));
     close $c;
+}
+
+############################################################################
+# The recording origin: one forked process with listeners of three kinds.
+#   echo: echoes every byte; at the client's end of stream it shuts down
+#         its own write side once the echo is out, then closes.
+#   bye:  echoes; at end of stream it answers "bye\n" and closes.
+#   shut: says "hello\n" and shuts down its write side at once, then
+#         only reads until end of stream.
+# Each connection that ends leaves one line in the record file:
+#   peer=PORT mode=KIND bytes=N sha256=HEX end=eof|error
+# PORT is the proxy's source port of that connection.
+
+sub start_origin {
+    my %opt = @_;
+    my $dir = File::Temp::tempdir('ct-origin-XXXXXX', TMPDIR => 1,
+                                  CLEANUP => 1);
+    my $record = "$dir/record";
+    open my $touch, '>', $record or die "$record: $!";
+    close $touch;
+    my %listen;
+    for my $kind (qw(echo bye shut)) {
+        $listen{$kind} = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1024,
+            ReuseAddr => 1, Proto => 'tcp')
+            or die "origin listen: $!";
+    }
+    my %ports = map { $_ => $listen{$_}->sockport } keys %listen;
+    my $parent = $$;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        origin_main(\%listen, $record, $parent);
+        POSIX::_exit(0);
+    }
+    close $_ for values %listen;
+    return bless { pid => $pid, port => \%ports, record => $record,
+                   dir => $dir }, 'CT::Origin::Recorder';
+}
+
+sub origin_main {
+    my ($listen, $record, $parent) = @_;
+    # Never run the test's END blocks in this process.
+    $SIG{TERM} = $SIG{INT} = sub { POSIX::_exit(0) };
+    $SIG{PIPE} = 'IGNORE';
+    open my $rec, '>>', $record or POSIX::_exit(1);
+    $rec->autoflush(1);
+    my (%conn, %kind_of);
+    for my $kind (keys %$listen) {
+        nonblocking($listen->{$kind});
+        $kind_of{fileno $listen->{$kind}} = $kind;
+    }
+    my $started = time;
+    my $finish = sub {
+        my ($c, $how) = @_;
+        print $rec sprintf "peer=%d mode=%s bytes=%d sha256=%s end=%s\n",
+            $c->{peer}, $c->{kind}, $c->{bytes}, $c->{sha}->hexdigest,
+            $how;
+        delete $conn{fileno $c->{sock}};
+        close $c->{sock};
+    };
+    while (1) {
+        # Bounded: gone with the test, and never older than 15 minutes.
+        POSIX::_exit(0) if getppid() != $parent || time - $started > 900;
+        my $poll = IO::Poll->new;
+        $poll->mask($listen->{$_} => POLLIN) for keys %$listen;
+        for my $c (values %conn) {
+            my $m = 0;
+            $m |= POLLIN if !$c->{eof} && length $c->{out} < (4 << 20);
+            $m |= POLLOUT if length $c->{out};
+            $poll->mask($c->{sock} => $m) if $m;
+        }
+        my $n = $poll->poll(1);
+        next unless $n && $n > 0;
+        for my $l (values %$listen) {
+            next unless $poll->events($l);
+            while (my $s = $l->accept) {
+                nonblocking($s);
+                my $kind = $kind_of{fileno $l};
+                my $c = { sock => $s, kind => $kind, out => '',
+                          bytes => 0, sha => Digest::SHA->new(256),
+                          eof => 0, shut => 0, peer => $s->peerport };
+                if ($kind eq 'shut') {
+                    $c->{out} = "hello\n";
+                    $c->{shut_after} = 1;
+                }
+                $conn{fileno $s} = $c;
+            }
+        }
+        for my $c (values %conn) {
+            my $s = $c->{sock};
+            my $ev = $poll->events($s) or next;
+            if ($ev & (POLLIN | POLLHUP | POLLERR) && !$c->{eof}) {
+                my $r = sysread($s, my $buf, 65536);
+                if (!defined $r) {
+                    next if $! == EAGAIN || $! == EINTR;
+                    $finish->($c, 'error');
+                    next;
+                }
+                if ($r == 0) {
+                    $c->{eof} = 1;
+                    if ($c->{kind} eq 'echo') {
+                        $c->{shut_after} = 1;
+                    }
+                    elsif ($c->{kind} eq 'bye') {
+                        $c->{out} .= "bye\n";
+                    }
+                }
+                else {
+                    $c->{bytes} += $r;
+                    $c->{sha}->add($buf);
+                    $c->{out} .= $buf unless $c->{kind} eq 'shut';
+                }
+            }
+            if (length $c->{out} && $ev & (POLLOUT | POLLERR | POLLHUP)) {
+                my $w = syswrite($s, $c->{out});
+                if (!defined $w) {
+                    next if $! == EAGAIN || $! == EINTR;
+                    $finish->($c, 'error');
+                    next;
+                }
+                substr($c->{out}, 0, $w, '');
+            }
+            if (!length $c->{out}) {
+                if ($c->{shut_after} && !$c->{shut}) {
+                    shutdown($s, 1);
+                    $c->{shut} = 1;
+                }
+                $finish->($c, 'eof') if $c->{eof};
+            }
+        }
+    }
+}
+
+package CT::Origin::Recorder;
+use Time::HiRes qw(sleep);
+
+sub port { $_[0]->{port}->{ $_[1] // 'echo' } }
+
+# Records of connections that ended, optionally only those of one kind.
+sub records {
+    my ($self, $kind) = @_;
+    open my $fh, '<', $self->{record} or return ();
+    my @r;
+    while (my $line = <$fh>) {
+        my %f = $line =~ /(\w+)=(\S+)/g;
+        push @r, \%f if !$kind || $f{mode} eq $kind;
+    }
+    return @r;
+}
+
+sub stop {
+    my $self = shift;
+    return unless $self->{pid};
+    kill 'TERM', $self->{pid};
+    for (1 .. 100) {
+        last if waitpid($self->{pid}, POSIX::WNOHANG()) != 0;
+        sleep 0.05;
+    }
+    if (kill 0, $self->{pid}) {
+        kill 'KILL', $self->{pid};
+        waitpid($self->{pid}, 0);
+    }
+    delete $self->{pid};
+}
+
+sub DESTROY { $_[0]->stop if $_[0]->{pid} && $$ != $_[0]->{pid} }
+
+package CT::Origin;
+
+############################################################################
+# Plain listeners, for tests that accept and drive the origin's end
+# themselves.
+
+# A listening socket on a loopback address (default 127.0.0.1; a
+# wildcard one only inside a private network namespace).  %o: port
+# (default 0: any), backlog (default 16), take_all => 1 for a
+# non-blocking listener with the largest backlog, which take_accepts()
+# empties.
+sub listener {
+    my %o = @_;
+    my $addr = $o{addr} // '127.0.0.1';
+    my $l = IO::Socket::IP->new(
+        LocalHost => $addr,
+        LocalPort => $o{port} // 0,
+        Listen    => $o{take_all} ? Socket::SOMAXCONN() : $o{backlog} // 16,
+        ReuseAddr => 1,
+        ($addr =~ /:/ ? (V6Only => 1) : ()),
+    ) or die "listen on $addr:" . ($o{port} // 0) . ": $@";
+    $l->blocking(0) if $o{take_all};
+    return $l;
+}
+
+# A listener whose accept queue is full: listen(0) queues one connection,
+# which we make ourselves, so the kernel drops further SYNs and a connect()
+# to it hangs until the caller's timeout.  Returns (listener, port, the
+# queued clients); keep them all alive for as long as it must stay full.
+sub full_listener {
+    socket(my $l, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    bind($l, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
+    listen($l, 0) or die "listen: $!";
+    my ($port) = unpack_sockaddr_in(getsockname($l));
+    my @queued;
+    for (1 .. 2) {
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 1);
+        push @queued, $c if $c;
+    }
+    return ($l, $port, \@queued);
+}
+
+# True when a connect to 127.0.0.1:port is refused (nothing listens).
+sub connect_refused {
+    my $port = shift;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Timeout => 2);
+    return 0 if $s;
+    return $!{ECONNREFUSED} ? 1 : 0;
+}
+
+# A port on 127.0.0.1 that refuses connections for as long as the
+# returned socket lives: it is bound (so nobody else takes it) but does
+# not listen.  Returns (socket, port).
+sub closed_port {
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    bind($s, pack_sockaddr_in(0, inet_aton('127.0.0.1'))) or die "bind: $!";
+    my ($port) = unpack_sockaddr_in(getsockname($s));
+    return ($s, $port);
+}
+
+# Accept one connection within the wait; undef if none comes.
+sub accept_within {
+    my ($l, $wait) = @_;
+    return undef unless IO::Select->new($l)->can_read($wait // 10);
+    my $c = $l->accept or return undef;
+    $c->autoflush(1);
+    return $c;
+}
+
+# Accept every connection waiting on the listeners, waiting up to $wait
+# seconds for the first; returns the accepted sockets.
+sub take_accepts {
+    my ($wait, @listeners) = @_;
+    my $sel = IO::Select->new(@listeners);
+    my $deadline = time + ($wait // 0);
+    my @got;
+    while (1) {
+        my $left = $deadline - time;
+        $left = 0 if $left < 0 || @got;
+        my @ready = $sel->can_read($left);
+        last unless @ready;
+        my $n = 0;
+        for my $l (@ready) {
+            while (my $c = $l->accept) {
+                $c->autoflush(1);
+                push @got, $c;
+                $n++;
+            }
+        }
+        last unless $n;
+    }
+    return @got;
 }
 
 package CT::Origin::Stream;
