@@ -14,13 +14,14 @@
 # asserted, 1 s, is generous.
 use strict;
 use warnings;
-use lib 't/lib', 't/security/lib';
+use lib 't/lib';
 use Apache::Test;
 use Apache::TestUtil;
 use Time::HiRes qw(time);
-use CT::Sec qw(free_port listener take_accepts tunnel_via echo_ok ps_error
-               log_mark log_since wait_log start_httpd stop_httpd in_netns
-               no_crash);
+use CT::Server qw(free_port in_netns);
+use CT::Origin qw(listener take_accepts);
+use CT::Client qw(tunnel_via relays ps_error);
+use CT::Logs qw(log_mark log_since log_wait no_crash);
 
 my $HOSTS = <<'EOF_HOSTS';
 127.0.0.1 localhost
@@ -56,7 +57,8 @@ plan tests => 12;
 my $TP = free_port();
 my %port = (main => free_port(), short => free_port(),
             step => free_port());
-my $srv = start_httpd(<<"EOF_CONF", $port{main});
+my $srv = CT::Server->start(port => $port{main}, relay => 1, threads => 16,
+                            config => <<"EOF_CONF");
 Listen 127.0.0.1:$port{main}
 Listen 127.0.0.1:$port{short}
 Listen 127.0.0.1:$port{step}
@@ -77,8 +79,8 @@ ConnectTunnelSetupTimeout 20
 EOF_CONF
 my $start = log_mark($srv->{error_log});
 
-my @origins = (listener('127.0.0.5', port => $TP),
-               listener('::1', port => $TP));
+my @origins = (listener(addr => '127.0.0.5', port => $TP, take_all => 1),
+               listener(addr => '::1', port => $TP, take_all => 1));
 
 # Connections still trying to reach $addr (SYN sent, no answer).
 sub syn_sent {
@@ -103,7 +105,7 @@ sub timed_tunnel {
     my ($s, $status, $h, $took) = timed_tunnel(main => 'dual.test');
     my @got = take_accepts(5, @origins);
     ok $status == 200 && @got == 1 && $got[0]->sockhost eq '127.0.0.5'
-       && echo_ok($s, $got[0], 'dual')
+       && relays($s, $got[0], 'dual')
        or t_debug("dual.test: status $status, " . scalar(@got)
                   . " connection(s)");
     ok $took < 1
@@ -118,7 +120,7 @@ sub timed_tunnel {
     my ($s, $status, $h, $took) = timed_tunnel(main => 'rev.test');
     my @got = take_accepts(5, @origins);
     ok $status == 200 && @got == 1 && $got[0]->sockhost eq '::1'
-       && echo_ok($s, $got[0], 'rev')
+       && relays($s, $got[0], 'rev')
        or t_debug("rev.test: status $status, " . scalar(@got)
                   . " connection(s)");
     ok $took < 1 && syn_sent('10.255.0.5') == 0
@@ -132,7 +134,8 @@ sub timed_tunnel {
     my $mark = log_mark($srv->{error_log});
     my ($s, $status, $h, $took) = timed_tunnel(short => 'dead.test');
     ok $status == 504 && ps_error($h) eq 'connection_timeout'
-       && wait_log($mark, qr/CT00140: /, 5, $srv->{error_log}) ne ''
+       && log_wait($mark, qr/CT00140: /, 5, line => 1,
+                   log => $srv->{error_log}, default => '') ne ''
        or t_debug("dead.test at the deadline: status $status '"
                   . ps_error($h) . "'");
     ok $took > 1.2 && $took < 4 && syn_sent('2001:db8::5') == 0
@@ -147,7 +150,8 @@ sub timed_tunnel {
 {
     my $mark = log_mark($srv->{error_log});
     my ($s, $status, $h, $took) = timed_tunnel(step => 'dead.test');
-    my $log = wait_log($mark, qr/CT00026: /, 5, $srv->{error_log});
+    my $log = log_wait($mark, qr/CT00026: /, 5, line => 1,
+                   log => $srv->{error_log}, default => '');
     my $text = log_since($mark, $srv->{error_log});
     my $tried = () = $text
         =~ /CT00020: connect to (?:\[?2001:db8::5|10\.255\.0\.5)/g;
@@ -177,9 +181,9 @@ sub timed_tunnel {
 {
     my ($s, $status) = timed_tunnel(main => 'dual.test');
     my @got = take_accepts(5, @origins);
-    ok $status == 200 && @got == 1 && echo_ok($s, $got[0], 'again');
+    ok $status == 200 && @got == 1 && relays($s, $got[0], 'again');
     close $_ for $s, @got;
 }
 
 # 12: nothing crashed.
-ok no_crash($start, $srv->{error_log}) && stop_httpd($srv);
+ok no_crash($start, $srv->{error_log}) && $srv->stop;
