@@ -370,14 +370,19 @@ static apr_table_t *unpack_table(apr_pool_t *p, const ct_alog *a, int i)
     return t;
 }
 
-/* An address for mod_log_config's %{remote}p and friends: never NULL. */
+/* An address for mod_log_config's %{remote}p and friends: never NULL.
+ * The text is a literal whose family shows; giving it keeps the resolver
+ * from asking the kernel for this host's interfaces (a netlink round trip
+ * per address, three per tunnel) as it does for APR_UNSPEC. */
 static apr_sockaddr_t *address(apr_pool_t *p, const char *ip,
                                apr_port_t port)
 {
     apr_sockaddr_t *sa = NULL;
 
     if (ip == NULL
-        || apr_sockaddr_info_get(&sa, ip, APR_UNSPEC, port, 0, p)
+        || apr_sockaddr_info_get(&sa, ip,
+                                 strchr(ip, ':') ? APR_INET6 : APR_INET,
+                                 port, 0, p)
            != APR_SUCCESS || sa == NULL) {
         sa = apr_pcalloc(p, sizeof(*sa));
         sa->pool = p;

@@ -25,26 +25,14 @@ use Time::HiRes qw(sleep);
 use Apache::Test;
 use Apache::TestUtil;
 use CT::Server qw(conf_define t_path);
-use CT::Origin qw(accept_within connect_refused listener);
+use CT::Origin qw(accept_within connect_refused listener
+                  read_request_head);
 use CT::Client qw(header_of raw_connect read_bytes read_head read_to_eof
                   send_raw yes);
 use CT::Logs qw(log_mark log_since log_wait);
 
 my $recorder = listener(port => conf_define('ct_policy_recorder_port'));
 my $closed_port = conf_define('ct_policy_closed_port');
-
-# Read a request head (up to the blank line) from the upstream's side.
-sub read_request_head {
-    my $c = shift;
-    my $sel = IO::Select->new($c);
-    my $buf = '';
-    for (1 .. 100) {
-        last if $buf =~ /\r\n\r\n/;
-        last unless $sel->can_read(5);
-        last unless sysread($c, $buf, 8192, length $buf);
-    }
-    return $buf;
-}
 
 # A CONNECT to $vhost for $target, with the recorder answering @reply
 # (strings written one by one; an empty list: hang up).  Returns a hash:

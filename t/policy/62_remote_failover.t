@@ -25,7 +25,7 @@ use IO::Socket::INET;
 use Socket qw(PF_INET SOCK_STREAM pack_sockaddr_in inet_aton);
 use Time::HiRes qw(time sleep);
 use CT::Server qw(free_port wait_until);
-use CT::Origin qw(accept_within listener);
+use CT::Origin qw(accept_within listener read_request_head);
 use CT::Client qw(read_bytes read_head);
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
@@ -74,18 +74,6 @@ sub head_of_len {
     my $start = "HTTP/1.1 200 Connection established\r\nX-Pad: ";
     my $pad = $len - length($start) - 4;
     return $start . ('p' x $pad) . "\r\n\r\n";
-}
-
-sub read_request_head {
-    my $c = shift;
-    my $sel = IO::Select->new($c);
-    my $buf = '';
-    for (1 .. 100) {
-        last if $buf =~ /\r\n\r\n/;
-        last unless $sel->can_read(5);
-        last unless sysread($c, $buf, 8192, length $buf);
-    }
-    return $buf;
 }
 
 # Play upstream $u once: accept its connection and answer as its kind.

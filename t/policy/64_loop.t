@@ -20,24 +20,11 @@ use Time::HiRes qw(time sleep);
 use Apache::Test;
 use Apache::TestUtil;
 use CT::Server qw(conf_define t_path);
-use CT::Origin qw(accept_within listener);
+use CT::Origin qw(accept_within listener read_request_head);
 use CT::Client qw(head_of header_of read_to_eof send_raw status_of yes);
 use CT::Logs qw(log_mark log_since log_wait);
 
 plan tests => 8 + 6;
-
-# Read a request head (up to the blank line) on the upstream's side.
-sub read_request_head {
-    my $c = shift;
-    my $sel = IO::Select->new($c);
-    my $buf = '';
-    for (1 .. 100) {
-        last if $buf =~ /\r\n\r\n/;
-        last unless $sel->can_read(5);
-        last unless sysread($c, $buf, 8192, length $buf);
-    }
-    return $buf;
-}
 
 # Access-log lines for "CONNECT $target" with $status after offset $at.
 sub logged {

@@ -60,7 +60,8 @@ use Exporter qw(import);
 use CT::Client qw(write_all nonblocking);
 
 our @EXPORT_OK = qw(start_origin listener full_listener closed_port
-                    connect_refused accept_within take_accepts);
+                    connect_refused accept_within take_accepts
+                    read_request_head);
 
 # Seconds any origin process may live at most.
 our $LIFETIME = 240;
@@ -707,6 +708,21 @@ sub accept_within {
 
 # Accept every connection waiting on the listeners, waiting up to $wait
 # seconds for the first; returns the accepted sockets.
+# What a stand-in upstream proxy or origin reads of a request on $c: the
+# head up to its blank line (each read waits 5 s at most); what came, if
+# the head stays short.
+sub read_request_head {
+    my $c = shift;
+    my $sel = IO::Select->new($c);
+    my $buf = '';
+    for (1 .. 100) {
+        last if $buf =~ /\r\n\r\n/;
+        last unless $sel->can_read(5);
+        last unless sysread($c, $buf, 8192, length $buf);
+    }
+    return $buf;
+}
+
 sub take_accepts {
     my ($wait, @listeners) = @_;
     my $sel = IO::Select->new(@listeners);
