@@ -217,6 +217,11 @@ static ct_hello_status walk_records(const unsigned char *buf, apr_size_t len,
         if (rlen == 0 || rlen > CT_REC_MAX) {
             return CT_HELLO_MALFORMED;
         }
+        /* Before the handshake header: a prefix that ends inside this
+         * record must reach the same verdict as the whole. */
+        if (off + CT_REC_HEADER + rlen > limit) {
+            return CT_HELLO_TOO_BIG;
+        }
         if (off == 0) {
             span->record_version = ((unsigned int)buf[1] << 8) | buf[2];
         }
@@ -226,15 +231,14 @@ static ct_hello_status walk_records(const unsigned char *buf, apr_size_t len,
         if (st != CT_HELLO_NEED_MORE) {
             return st;
         }
-        /* The least the records must span: this one, or as far as the
-         * rest of the hello reaches if it is longer. */
-        need = off + CT_REC_HEADER + rlen;
+        /* The least the records must span: as far as the rest of the
+         * hello reaches, past this record and its header at least. */
         if (have + avail >= CT_HS_HEADER
             && CT_HS_HEADER + span->hs_len - have > rlen) {
             need = off + CT_REC_HEADER + CT_HS_HEADER + span->hs_len - have;
-        }
-        if (need > limit) {
-            return CT_HELLO_TOO_BIG;
+            if (need > limit) {
+                return CT_HELLO_TOO_BIG;
+            }
         }
         if (avail < rlen) {
             return CT_HELLO_NEED_MORE;
