@@ -163,7 +163,11 @@ const char *ct_conf_set_rate(cmd_parms *cmd, void *dummy, const char *rate,
     }
     if (burst != NULL
         && ((err = ct_conf_parse_count(cmd, burst, CT_RATE_MAX,
-                                       "as many as the rate", &b)) != NULL)) {
+                                       "not allowed", &b)) != NULL
+            || (err = b < 1 ? apr_psprintf(cmd->pool, "%s: the burst "
+                                           "'%s' is below 1",
+                                           cmd->cmd->name, burst)
+                            : NULL) != NULL)) {
         return err;
     }
     rc->rate = r;
