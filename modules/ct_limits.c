@@ -490,7 +490,10 @@ int ct_limits_acquire(request_rec *r, const ct_target *dial)
                       conf->max_per_child);
     }
     /* One spelling per host, as <Proxy> sections see it. */
-    ct_target_canonical(r->pool, dial, &canon);
+    canon.host = NULL;
+    if (conf->max_per_dest > 0 || conf->dest_rate.rate > 0) {
+        ct_target_canonical(r->pool, dial, &canon);
+    }
     if (conf->max_per_client > 0 || ct_throttle_wanted(conf)) {
         client_key(r, conf, &hold->key);
     }
