@@ -9,12 +9,16 @@
  */
 
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <arpa/inet.h>
 
 #include "apr_strings.h"
 #include "apr_general.h"
 #include "apr_pools.h"
+#include "apr_atomic.h"
+#include "apr_shm.h"
+#include "apr_thread_proc.h"
 
 #include "ct_target.h"
 #include "ct_policy.h"
@@ -1042,6 +1046,83 @@ static void test_host_keys(apr_pool_t *p)
            "host keys: given back, freed", "owner 2");
 }
 
+/*
+ * Processes taking from one limiter in shared memory at the same instant
+ * get its burst between them, not a unit more: every take is one
+ * compare-and-swap, and a lost race is retried on the new value.
+ */
+#define CT_RACERS 4
+#define CT_RACE_TRIES 400000
+
+typedef struct {
+    ct_rate_table table;
+    volatile apr_uint32_t ready;
+    apr_uint32_t granted[CT_RACERS];
+} ct_race;
+
+static void race_child(ct_race *r, int i, apr_uint64_t key,
+                       const ct_bucket_conf *c, apr_uint64_t now)
+{
+    apr_uint64_t wait;
+    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
+    int n;
+
+    /* All start together (or after 2 s at most), so that they overlap. */
+    apr_atomic_inc32(&r->ready);
+    while (apr_atomic_read32(&r->ready) < CT_RACERS
+           && apr_time_now() < until) {
+        continue;
+    }
+    for (n = 0; n < CT_RACE_TRIES; n++) {
+        r->granted[i] += ct_rate_take(&r->table, key, c, now, &wait);
+    }
+}
+
+static void test_rates_shared(apr_pool_t *p)
+{
+    ct_bucket_conf c = { 1, 600000 };
+    unsigned char secret[16] = { 9 };
+    apr_uint64_t now = APR_UINT64_C(1000000000000), key, wait;
+    apr_proc_t procs[CT_RACERS];
+    apr_uint32_t total = 1;
+    apr_shm_t *shm;
+    ct_race *r;
+    int i, started = 0;
+
+    if (apr_shm_create(&shm, sizeof(*r), NULL, p) != APR_SUCCESS) {
+        expect(0, "rates shared: anonymous shared memory", "");
+        return;
+    }
+    r = apr_shm_baseaddr_get(shm);
+    memset(r, 0, sizeof(*r));
+    ct_rate_init(&r->table, secret);
+    key = ct_rate_key(&r->table, "race", 4);
+    /* The key has its slot before the race: two processes meeting a new
+     * key at once may each give it one (documented), which is not what
+     * this tests. */
+    (void)ct_rate_take(&r->table, key, &c, now, &wait);
+    for (i = 0; i < CT_RACERS; i++) {
+        apr_status_t rv = apr_proc_fork(&procs[i], p);
+
+        if (rv == APR_INCHILD) {
+            race_child(r, i, key, &c, now);
+            _exit(0);
+        }
+        started += rv == APR_INPARENT;
+    }
+    for (i = 0; i < started; i++) {
+        int code;
+        apr_exit_why_e why;
+
+        (void)apr_proc_wait(&procs[i], &code, &why, APR_WAIT);
+        total += r->granted[i];
+    }
+    expect(started == CT_RACERS && total == c.burst,
+           "rates shared: racing processes get the burst, no more",
+           apr_psprintf(p, "%u granted", total));
+    apr_shm_destroy(shm);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -1065,6 +1146,7 @@ int main(void)
     test_siphash();
     test_bucket();
     test_rates(p);
+    test_rates_shared(p);
     test_host_keys(p);
 
     test_canonical(p);
