@@ -32,6 +32,7 @@
 #include "ct_relay.h"
 #include "ct_splice.h"
 #include "ct_limits.h"
+#include "ct_throttle.h"
 #include "ct_origin.h"
 #include "ct_resolve.h"
 #include "ct_via.h"
@@ -318,10 +319,24 @@ static const command_rec ct_cmds[] = {
                   CT_FIELD(max_per_h2conn), RSRC_CONF,
                   "Open tunnels on one HTTP/2 connection (default 5; 0: "
                   "no limit)"),
+    AP_INIT_TAKE1("ConnectTunnelMaxTunnelsPerDestination", set_limit,
+                  CT_FIELD(max_per_dest), RSRC_CONF,
+                  "Open tunnels to one destination host (default 0: no "
+                  "limit)"),
     AP_INIT_TAKE12("ConnectTunnelClientPrefix", set_client_prefix, NULL,
                    RSRC_CONF, "Prefix lengths that make one client for "
-                   "ConnectTunnelMaxTunnelsPerClient: IPv4, then IPv6 "
+                   "ConnectTunnelMaxTunnelsPerClient and "
+                   "ConnectTunnelClientRate: IPv4, then IPv6 "
                    "(default 32 64)"),
+    AP_INIT_TAKE12("ConnectTunnelClientRate", ct_conf_set_rate,
+                   CT_FIELD(client_rate), RSRC_CONF,
+                   "New tunnels a second from one client, and how many may "
+                   "come at once (default 0: no limit; burst: the rate)"),
+    AP_INIT_TAKE12("ConnectTunnelDestinationRate", ct_conf_set_rate,
+                   CT_FIELD(dest_rate), RSRC_CONF,
+                   "New tunnels a second to one destination host, and how "
+                   "many may come at once (default 0: no limit; burst: the "
+                   "rate)"),
     { NULL }
 };
 
@@ -413,6 +428,7 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     /* Statistics first: their process records own the limits' counts. */
     if (ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_limits_post_config(pconf, s) != APR_SUCCESS
+        || ct_throttle_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -103,4 +103,26 @@ static APR_INLINE apr_uint64_t ct_bucket_take_shared(const ct_bucket_conf *c,
     }
 }
 
+/*
+ * Gives back n units taken a moment ago (the taker learnt it must not use
+ * them after all): the word moves n / rate seconds earlier, never below
+ * 0.  A word already at or before now is full whatever it says, so
+ * giving back to it changes nothing that matters.
+ */
+static APR_INLINE void ct_bucket_give_shared(const ct_bucket_conf *c,
+                                             volatile apr_uint64_t *tat,
+                                             apr_uint64_t n)
+{
+    apr_uint64_t cost = ct_bucket_cost(c, n);
+
+    for (;;) {
+        apr_uint64_t old = apr_atomic_read64(tat);
+        apr_uint64_t mine = old > cost ? old - cost : 0;
+
+        if (apr_atomic_cas64(tat, mine, old) == old) {
+            return;
+        }
+    }
+}
+
 #endif /* CT_BUCKET_H */

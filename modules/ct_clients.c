@@ -12,6 +12,7 @@
 
 #include <string.h>
 
+#include "ct_rates.h"
 #include "ct_clients.h"
 
 #define CT_MASK (CT_CLIENT_SLOTS - 1)
@@ -68,6 +69,21 @@ void ct_clients_init(ct_client_table *t, apr_uint64_t seed)
 {
     memset(t, 0, sizeof(*t));
     t->seed = seed;
+}
+
+void ct_clients_host_key(const ct_client_table *t, const char *host,
+                         ct_net *out)
+{
+    apr_size_t len = strlen(host);
+    apr_uint64_t k1 = (t->seed << 32 | t->seed >> 32)
+                      ^ APR_UINT64_C(0x5bd1e9955bd1e995);
+    apr_uint64_t h[2];
+
+    h[0] = ct_siphash(t->seed, k1, host, len);
+    h[1] = ct_siphash(k1, t->seed, host, len);
+    memset(out, 0, sizeof(*out));
+    out->family = APR_UNSPEC;
+    memcpy(out->addr, h, sizeof(h));
 }
 
 apr_uint32_t ct_clients_count(const ct_client_table *t, const ct_net *key)

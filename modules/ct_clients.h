@@ -2,7 +2,8 @@
  * Licensed under the Apache License, Version 2.0 (the "License"); you may
  * not use this file except in compliance with the License.
  *
- * ct_clients.h: the table of open tunnels per client, kept in a block the
+ * ct_clients.h: the table of open tunnels per client (and per
+ * destination host, under keys of their own), kept in a block the
  * caller supplies (shared memory) and locks.  A client is a prefix
  * (ct_client_key); each has one entry with its total and one entry per
  * child process that holds some of its tunnels, so that the tunnels of a
@@ -46,6 +47,14 @@ typedef struct {
  * Empty the table and key its hash with seed.
  */
 void ct_clients_init(ct_client_table *t, apr_uint64_t seed);
+
+/**
+ * The key a destination host (its canonical spelling) is counted under
+ * in the same table: a keyed hash of the name, family APR_UNSPEC, so that
+ * it never equals a client's key.
+ */
+void ct_clients_host_key(const ct_client_table *t, const char *host,
+                         ct_net *out);
 
 /**
  * Tunnels open from the client key now.

@@ -38,6 +38,9 @@ void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
     conf->max_per_h2conn = CT_UNSET;
     conf->client_v4_bits = CT_UNSET;
     conf->client_v6_bits = CT_UNSET;
+    conf->max_per_dest = CT_UNSET;
+    conf->client_rate.rate = CT_UNSET;
+    conf->dest_rate.rate = CT_UNSET;
     conf->handoff = CT_UNSET;
     conf->log_open = CT_UNSET;
     conf->reactors = CT_UNSET;
@@ -63,6 +66,12 @@ void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
     CT_MERGE(max_per_h2conn);
     CT_MERGE(client_v4_bits);
     CT_MERGE(client_v6_bits);
+    CT_MERGE(max_per_dest);
+    /* A rate and its burst go together. */
+    conf->client_rate = add->client_rate.rate != CT_UNSET
+                        ? add->client_rate : base->client_rate;
+    conf->dest_rate = add->dest_rate.rate != CT_UNSET ? add->dest_rate
+                                                      : base->dest_rate;
     CT_MERGE(handoff);
     CT_MERGE(log_open);
     return conf;
@@ -132,6 +141,37 @@ const char *ct_conf_parse_time(cmd_parms *cmd, const char *arg,
                             cmd->cmd->name, arg, zero_ok ? "" : "positive ");
     }
     *out = t;
+    return NULL;
+}
+
+/* "rate [burst]": new tunnels a second, and how many may come at once
+ * (by default as many as the rate); a rate of 0 is no limit. */
+const char *ct_conf_set_rate(cmd_parms *cmd, void *dummy, const char *rate,
+                             const char *burst)
+{
+    apr_size_t offset = (apr_size_t)(apr_uintptr_t)cmd->info;
+    ct_server_conf *conf = ap_get_module_config(cmd->server->module_config,
+                                                &connect_tunnel_module);
+    ct_rate_conf *rc = (ct_rate_conf *)((char *)conf + offset);
+    const char *err;
+    int r, b = 0;
+
+    (void)dummy;
+    if ((err = ct_conf_parse_count(cmd, rate, CT_RATE_MAX, "no limit", &r))
+        != NULL) {
+        return err;
+    }
+    if (burst != NULL
+        && ((err = ct_conf_parse_count(cmd, burst, CT_RATE_MAX,
+                                       "not allowed", &b)) != NULL
+            || (err = b < 1 ? apr_psprintf(cmd->pool, "%s: the burst "
+                                           "'%s' is below 1",
+                                           cmd->cmd->name, burst)
+                            : NULL) != NULL)) {
+        return err;
+    }
+    rc->rate = r;
+    rc->burst = b;
     return NULL;
 }
 

@@ -64,6 +64,17 @@
 #define CT_DEFAULT_CLIENT_V4_PREFIX 32
 #define CT_DEFAULT_CLIENT_V6_PREFIX 64
 
+/* The largest rate (tunnels a second) and burst the rate directives
+ * take. */
+#define CT_RATE_MAX 1000000
+
+/* ConnectTunnelClientRate and ConnectTunnelDestinationRate: new tunnels
+ * a second (CT_UNSET, or 0 for no limit) and the burst (0: the rate). */
+typedef struct {
+    int rate;
+    int burst;
+} ct_rate_conf;
+
 /* ConnectTunnelLogOpen's default: the access log has one line per
  * tunnel, written when it ends. */
 #define CT_DEFAULT_LOG_OPEN 0
@@ -85,6 +96,9 @@ typedef struct {
     int max_per_h2conn;         /* ConnectTunnelMaxTunnelsPerH2Connection */
     int client_v4_bits;         /* ConnectTunnelClientPrefix, IPv4 */
     int client_v6_bits;         /* ConnectTunnelClientPrefix, IPv6 */
+    int max_per_dest;           /* ConnectTunnelMaxTunnelsPerDestination */
+    ct_rate_conf client_rate;   /* ConnectTunnelClientRate */
+    ct_rate_conf dest_rate;     /* ConnectTunnelDestinationRate */
     int handoff;                /* ConnectTunnelHandoff */
     int log_open;               /* ConnectTunnelLogOpen */
     /* Main server only: */
@@ -189,6 +203,13 @@ const char *ct_conf_parse_count(cmd_parms *cmd, const char *arg, long max,
  */
 const char *ct_conf_parse_time(cmd_parms *cmd, const char *arg,
                                int zero_ok, apr_interval_time_t *out);
+
+/**
+ * ConnectTunnelClientRate and ConnectTunnelDestinationRate: "rate
+ * [burst]" into the ct_rate_conf at the offset cmd->info.
+ */
+const char *ct_conf_set_rate(cmd_parms *cmd, void *dummy, const char *rate,
+                             const char *burst);
 
 /**
  * Whether any server (the main one or a virtual host) hands tunnels off

@@ -589,13 +589,13 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     setup.bind = NULL;
     memset(&o, 0, sizeof(o));
     /* 1-3 again (they decided already, in the canon hook, and decide the
-     * same), loops, 4. what to dial and from where, 5. limits, 6. the
-     * next hop */
+     * same), loops, 4. what to dial and from where, 5. limits and rates
+     * (before any DNS), 6. the next hop */
     if ((rc = ct_handler_check(r, pconf, url, &t, &pol)) != OK
         || (rc = check_loop(r)) != OK
         || (rc = check_override(r, pconf, &t, &dial, &pol)) != OK
         || (rc = check_bind(r, &setup)) != OK
-        || (rc = ct_limits_acquire(r)) != OK
+        || (rc = ct_limits_acquire(r, &dial)) != OK
         || (rc = ct_origin_open(r, pconf, &dial, &pol, proxyname,
                                 proxyport, &setup, &o)) != OK) {
         if (proxyname && rc == HTTP_BAD_GATEWAY) {

@@ -5,7 +5,10 @@
  * ct_limits.c: concurrency limits on tunnels.  The child's count is an
  * atomic; the server-wide count and the per-client table live in shared
  * memory under a global mutex, and exist only when a limit needs them, so
- * a server without limits pays one atomic increment per tunnel.  A refused
+ * a server without limits pays one atomic increment per tunnel.  Tunnels
+ * per destination host are counted in the client table too, under keys
+ * of their own (ct_clients_host_key), so that a dead child's are taken
+ * off with its clients'.  A refused
  * tunnel never reaches the origin: limits are checked before any connect.
  * An HTTP/2 connection's tunnels are counted on the connection itself, an
  * atomic its streams' workers share.
@@ -26,6 +29,7 @@
 #include "ct_policy.h"
 #include "ct_report.h"
 #include "ct_stats.h"
+#include "ct_throttle.h"
 #include "ct_limits.h"
 
 #define CT_MUTEX_TYPE "connect-tunnel-limits"
@@ -75,7 +79,8 @@ static int needs_shared(server_rec *s)
         ct_server_conf *conf = ap_get_module_config(s->module_config,
                                                     &connect_tunnel_module);
 
-        if (conf->max_tunnels > 0 || conf->max_per_client > 0) {
+        if (conf->max_tunnels > 0 || conf->max_per_client > 0
+            || conf->max_per_dest > 0) {
             return 1;
         }
     }
@@ -165,7 +170,8 @@ static void drop_owner(server_rec *s, apr_uint32_t i)
     if (held > 0 || clients > 0) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, CT_LOGNO(00102)
                      "a child exited with %u tunnels still counted (%u "
-                     "per client): taken off the limits", held, clients);
+                     "per client or destination): taken off the limits",
+                     held, clients);
     }
 }
 
@@ -252,7 +258,7 @@ static apr_status_t release(void *data)
     if (hold->h2_count) {
         apr_atomic_dec32(hold->h2_count);
     }
-    if ((hold->shared || hold->client)
+    if ((hold->shared || hold->client || hold->dest)
         && lock_counts(ap_server_conf) == APR_SUCCESS) {
         /* The owner's part first, as in ct_clients_give(). */
         if (hold->shared) {
@@ -265,6 +271,10 @@ static apr_status_t release(void *data)
         }
         if (hold->client) {
             ct_clients_give(&ct_table->clients, &hold->key,
+                            (unsigned int)hold->owner);
+        }
+        if (hold->dest) {
+            ct_clients_give(&ct_table->clients, &hold->dest_key,
                             (unsigned int)hold->owner);
         }
         apr_global_mutex_unlock(ct_mutex);
@@ -365,12 +375,34 @@ static const char *client_name(request_rec *r, const ct_net *key)
                         r->useragent_ip, key->bits);
 }
 
-/* The server-wide and per-client counts (mutex held).  Totals are
- * counted before the owner's part, so that a child killed in between
- * leaves one too many counted, never one too few. */
-static int acquire_shared(request_rec *r, const ct_server_conf *conf,
-                          ct_hold *hold)
+/* The count of one destination host (mutex held). */
+static int acquire_dest(request_rec *r, const ct_server_conf *conf,
+                        ct_hold *hold, const char *host)
 {
+    ct_clients_host_key(&ct_table->clients, host, &hold->dest_key);
+    if (ct_clients_count(&ct_table->clients, &hold->dest_key)
+        >= (apr_uint32_t)conf->max_per_dest) {
+        return refuse(r, HTTP_SERVICE_UNAVAILABLE,
+                      apr_psprintf(r->pool, "destination '%.*s'", 255, host),
+                      conf->max_per_dest);
+    }
+    if (ct_clients_take(&ct_table->clients, &hold->dest_key,
+                        (unsigned int)hold->owner) != APR_SUCCESS) {
+        return refuse(r, HTTP_SERVICE_UNAVAILABLE, "the client table",
+                      CT_CLIENT_MAX_USED);
+    }
+    hold->dest = 1;
+    return OK;
+}
+
+/* The server-wide, per-client and per-destination counts (mutex held).
+ * Totals are counted before the owner's part, so that a child killed in
+ * between leaves one too many counted, never one too few. */
+static int acquire_shared(request_rec *r, const ct_server_conf *conf,
+                          ct_hold *hold, const char *host)
+{
+    int rc;
+
     int owner = ct_stats_proc();
 
     hold->owner = owner;
@@ -380,7 +412,6 @@ static int acquire_shared(request_rec *r, const ct_server_conf *conf,
                       conf->max_tunnels);
     }
     if (conf->max_per_client > 0) {
-        client_key(r, conf, &hold->key);
         if (ct_clients_count(&ct_table->clients, &hold->key)
             >= (apr_uint32_t)conf->max_per_client) {
             return refuse(r, HTTP_TOO_MANY_REQUESTS,
@@ -393,19 +424,51 @@ static int acquire_shared(request_rec *r, const ct_server_conf *conf,
         }
         hold->client = 1;
     }
+    if (conf->max_per_dest > 0
+        && (rc = acquire_dest(r, conf, hold, host)) != OK) {
+        return rc;
+    }
     ct_table->live++;
     ct_owners[owner]++;
     hold->shared = 1;
     return OK;
 }
 
-int ct_limits_acquire(request_rec *r)
+/* The counts in shared memory, under the mutex. */
+static int acquire_counts(request_rec *r, const ct_server_conf *conf,
+                          ct_hold *hold, const char *host)
+{
+    apr_status_t rv;
+    int rc;
+
+    if (ct_table == NULL
+        || (conf->max_tunnels <= 0 && conf->max_per_client <= 0
+            && conf->max_per_dest <= 0)) {
+        return OK;
+    }
+    if ((rv = lock_counts(r->server)) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00061)
+                      "cannot lock the tunnel limits");
+        return ct_report_refusal(r, HTTP_INTERNAL_SERVER_ERROR,
+                                 CT_PS_INTERNAL, "Internal error.");
+    }
+    rc = acquire_shared(r, conf, hold, host);
+    apr_global_mutex_unlock(ct_mutex);
+    return rc;
+}
+
+/*
+ * The order: the counts first (this child, the server, the client, the
+ * destination host), then the rates, so that a tunnel refused for being
+ * one too many takes nothing from the client's or the host's rate.
+ */
+int ct_limits_acquire(request_rec *r, const ct_target *dial)
 {
     ct_server_conf *conf = ap_get_module_config(r->server->module_config,
                                                 &connect_tunnel_module);
     ct_hold *hold;
+    ct_target canon;
     apr_uint32_t before;
-    apr_status_t rv;
     int rc = OK;
 
     if (ap_get_module_config(r->request_config, &connect_tunnel_module)) {
@@ -426,17 +489,16 @@ int ct_limits_acquire(request_rec *r)
         return refuse(r, HTTP_SERVICE_UNAVAILABLE, "this child process",
                       conf->max_per_child);
     }
-    if (ct_table == NULL
-        || (conf->max_tunnels <= 0 && conf->max_per_client <= 0)) {
-        return OK;
+    /* One spelling per host, as <Proxy> sections see it. */
+    canon.host = NULL;
+    if (conf->max_per_dest > 0 || conf->dest_rate.rate > 0) {
+        ct_target_canonical(r->pool, dial, &canon);
     }
-    if ((rv = lock_counts(r->server)) != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00061)
-                      "cannot lock the tunnel limits");
-        return ct_report_refusal(r, HTTP_INTERNAL_SERVER_ERROR,
-                                 CT_PS_INTERNAL, "Internal error.");
+    if (conf->max_per_client > 0 || ct_throttle_wanted(conf)) {
+        client_key(r, conf, &hold->key);
     }
-    rc = acquire_shared(r, conf, hold);
-    apr_global_mutex_unlock(ct_mutex);
-    return rc;
+    if ((rc = acquire_counts(r, conf, hold, canon.host)) != OK) {
+        return rc;
+    }
+    return ct_throttle_take(r, conf, &hold->key, canon.host);
 }

@@ -3,7 +3,9 @@
  * not use this file except in compliance with the License.
  *
  * ct_limits.h: how many tunnels may be open at once, in one child, in the
- * whole server (shared memory) and from one client address.
+ * whole server (shared memory), from one client address and to one
+ * destination host; and then, through ct_throttle.h, how many new ones a
+ * second.
  */
 
 #ifndef CT_LIMITS_H
@@ -12,6 +14,7 @@
 #include "httpd.h"
 
 #include "ct_policy.h"
+#include "ct_target.h"
 
 /**
  * Register the global mutex type (pre_config).
@@ -57,19 +60,23 @@ void ct_limits_proc_exited(server_rec *s, int proc);
 /* The counts one tunnel holds, for a tunnel that outlives its request. */
 typedef struct {
     ct_net key;                 /* the client's key, when client is set */
+    ct_net dest_key;            /* the host's key, when dest is set */
     int client;                 /* counted per client */
+    int dest;                   /* counted per destination host */
     int shared;                 /* counted server-wide */
     apr_uint32_t *h2_count;     /* its HTTP/2 connection's count, or NULL */
     int owner;                  /* the process record they are under */
 } ct_limit_hold;
 
 /**
- * Count one more tunnel for r, or refuse it: 503 when the child, the
- * server or r's HTTP/2 connection is full, 429 when the client is.  The
- * counts are given back when r's pool goes.
+ * Count one more tunnel for r to dial (the host it dials), or refuse it:
+ * 503 when the child, the server, the destination host or r's HTTP/2
+ * connection is full, 429 when the client is; then take it from the
+ * rates (429).  The counts are given back when r's pool goes; a request
+ * refused here takes nothing from the rates.
  * @return OK or the HTTP status to answer with
  */
-int ct_limits_acquire(request_rec *r);
+int ct_limits_acquire(request_rec *r, const ct_target *dial);
 
 /**
  * Take r's counts away from r's pool: the tunnel goes on after r, and

@@ -47,6 +47,11 @@ my @good = (
     [ 'ConnectTunnelClientPrefix 24',             'an IPv4 client prefix' ],
     [ 'ConnectTunnelClientPrefix 32 56',          'both client prefixes' ],
     [ 'ConnectTunnelClientPrefix 0 128',          'the shortest and longest' ],
+    [ 'ConnectTunnelMaxTunnelsPerDestination 5',  'a destination limit' ],
+    [ 'ConnectTunnelClientRate 20',               'a client rate' ],
+    [ 'ConnectTunnelClientRate 0',                'no client rate' ],
+    [ 'ConnectTunnelClientRate 1 1000000',        'a rate and the largest burst' ],
+    [ 'ConnectTunnelDestinationRate 100 200',     'a destination rate' ],
 );
 
 # [directive and value, the value the message must quote, what it is]
@@ -94,6 +99,11 @@ my @bad = (
     [ 'ConnectTunnelClientPrefix 24 129',  '129',          'IPv6 client prefix > 128' ],
     [ 'ConnectTunnelClientPrefix /24',     '/24',          'a slash' ],
     [ 'ConnectTunnelClientPrefix 24 64x',  '64x',          'a letter' ],
+    [ 'ConnectTunnelMaxTunnelsPerDestination -2', '-2',    'negative destination limit' ],
+    [ 'ConnectTunnelClientRate 1.5',       '1.5',          'a fractional rate' ],
+    [ 'ConnectTunnelClientRate 1000001',   '1000001',      'rate too large' ],
+    [ 'ConnectTunnelClientRate 10 0',      '0',            'a burst of 0' ],
+    [ 'ConnectTunnelDestinationRate 10 x', 'x',            'a word for a burst' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
@@ -102,7 +112,9 @@ my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelSetupTimeout
                      ConnectTunnelMaxLifetime ConnectTunnelMaxTunnels
                      ConnectTunnelMaxTunnelsPerChild
                      ConnectTunnelMaxTunnelsPerClient
-                     ConnectTunnelClientPrefix);
+                     ConnectTunnelClientPrefix
+                     ConnectTunnelMaxTunnelsPerDestination
+                     ConnectTunnelClientRate ConnectTunnelDestinationRate);
 
 plan tests => @good + 2 * @bad + 2 + @server_only;
 

@@ -4,23 +4,30 @@
  *
  * unit_tests.c: table-driven tests of the APR-only parsers (the CONNECT
  * target and AllowCONNECT ranges), the client keys and the per-client
- * table, run without a server by `make check`.  The TLS ClientHello
- * reader has its own file, hello_tests.c.
+ * table, the rate limiter and the table of rate limiters, run without a
+ * server by `make check`.  The TLS ClientHello reader has its own file,
+ * hello_tests.c.
  */
 
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #include <arpa/inet.h>
 
 #include "apr_strings.h"
 #include "apr_general.h"
 #include "apr_pools.h"
+#include "apr_atomic.h"
+#include "apr_shm.h"
+#include "apr_thread_proc.h"
 
 #include "ct_target.h"
 #include "ct_policy.h"
 #include "ct_hop.h"
 #include "ct_clients.h"
 #include "ct_head.h"
+#include "ct_bucket.h"
+#include "ct_rates.h"
 #include "unit.h"
 
 static int passed, failed;
@@ -890,6 +897,234 @@ static void test_head(void)
     }
 }
 
+/* The reference SipHash-2-4 vectors: key 00..0f, messages 00..(n-1). */
+static void test_siphash(void)
+{
+    static const struct {
+        apr_size_t len;
+        apr_uint64_t want;
+        const char *why;
+    } cases[] = {
+        { 0, APR_UINT64_C(0x726fdb47dd0e0e31), "empty" },
+        { 8, APR_UINT64_C(0x93f5f5799a932462), "one word" },
+        { 15, APR_UINT64_C(0xa129ca6149be45e5), "a word and 7 bytes" },
+    };
+    unsigned char key[16], msg[16];
+    apr_uint64_t k0 = 0, k1 = 0;
+    apr_size_t i;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = msg[i] = (unsigned char)i;
+    }
+    for (i = 8; i-- > 0;) {
+        k0 = (k0 << 8) | key[i];
+        k1 = (k1 << 8) | key[i + 8];
+    }
+    for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        expect(ct_siphash(k0, k1, msg, cases[i].len) == cases[i].want,
+               "siphash reference vector", cases[i].why);
+    }
+}
+
+/* One limiter: the burst at once, then one per 1/rate s; giving back. */
+static void test_bucket(void)
+{
+    ct_bucket_conf c = { 10, 5 };
+    apr_uint64_t now = APR_UINT64_C(1000000000000), tat = 0;
+    volatile apr_uint64_t word = 0;
+    int i, got = 0;
+
+    for (i = 0; i < 8; i++) {
+        got += (int)ct_bucket_take(&c, &tat, now, 1, 1);
+    }
+    expect(got == 5, "bucket: the burst and no more at once", "10/s 5");
+    expect(ct_bucket_wait(&c, tat, now, 1) == 100000,
+           "bucket: the next in 1/rate s", "10/s 5");
+    expect(ct_bucket_take(&c, &tat, now + 99999, 1, 1) == 0,
+           "bucket: not before", "10/s 5");
+    expect(ct_bucket_take(&c, &tat, now + 100000, 1, 1) == 1,
+           "bucket: one after 1/rate s", "10/s 5");
+    for (i = 0, got = 0; i < 8; i++) {
+        got += (int)ct_bucket_take_shared(&c, &word, now, 1, 1);
+    }
+    expect(got == 5, "bucket shared: the burst", "10/s 5");
+    ct_bucket_give_shared(&c, &word, 1);
+    expect(ct_bucket_take_shared(&c, &word, now, 1, 1) == 1,
+           "bucket shared: a unit given back is taken again", "10/s 5");
+    expect(ct_bucket_take_shared(&c, &word, now, 1, 1) == 0,
+           "bucket shared: and then no more", "10/s 5");
+    word = 50;
+    ct_bucket_give_shared(&c, &word, 1);
+    expect(word == 0, "bucket shared: giving back stops at 0", "50");
+}
+
+/* Keys of the same window: k + i * CT_RATE_SLOTS share a home slot. */
+static apr_uint64_t window_key(int i)
+{
+    return APR_UINT64_C(0x1234) + (apr_uint64_t)i * CT_RATE_SLOTS;
+}
+
+static void test_rates(apr_pool_t *p)
+{
+    ct_rate_table *t = apr_palloc(p, sizeof(*t));
+    ct_bucket_conf c = { 2, 3 };
+    unsigned char secret[16] = { 1, 2, 3 };
+    apr_uint64_t now = APR_UINT64_C(1000000000000), wait = 0, a, b;
+    int i, got;
+
+    ct_rate_init(t, secret);
+    a = ct_rate_key(t, "a.example", 9);
+    b = ct_rate_key(t, "b.example", 9);
+    expect(a != b && a != 0 && a == ct_rate_key(t, "a.example", 9),
+           "rate keys: stable, distinct, never 0", "a/b.example");
+    for (i = 0, got = 0; i < 5; i++) {
+        got += ct_rate_take(t, a, &c, now, &wait);
+    }
+    expect(got == 3 && wait == 500000, "rates: the burst, then 1/rate s",
+           "2/s 3");
+    expect(ct_rate_take(t, b, &c, now, &wait) == 1,
+           "rates: another key has its own budget", "b.example");
+    expect(ct_rate_take(t, a, &c, now + 500000, &wait) == 1
+           && ct_rate_take(t, a, &c, now + 500000, &wait) == 0,
+           "rates: one more after 1/rate s", "2/s 3");
+    ct_rate_give(t, a, &c);
+    expect(ct_rate_take(t, a, &c, now + 500000, &wait) == 1,
+           "rates: a unit given back", "2/s 3");
+
+    /* A full window: the limiter nearest to full is forgotten. */
+    ct_rate_init(t, secret);
+    for (i = 0; i < CT_RATE_PROBES; i++) {
+        ct_rate_take(t, window_key(i), &c, now + (apr_uint64_t)i, &wait);
+    }
+    expect(ct_rate_take(t, window_key(CT_RATE_PROBES), &c, now + 10,
+                        &wait) == 1 && t->evicted == 1,
+           "rates: a full window forgets one limiter", "8 + 1 keys");
+    for (i = 0, got = 0; i < 4; i++) {
+        got += ct_rate_take(t, window_key(1), &c, now + 10, &wait);
+    }
+    expect(got == 2, "rates: the others kept theirs", "key 1");
+    for (i = 0, got = 0; i < 4; i++) {
+        got += ct_rate_take(t, window_key(0), &c, now + 10, &wait);
+    }
+    expect(got == 3, "rates: the one nearest to full was forgotten",
+           "key 0");
+
+    /* Limiters that are full again free their slots for other keys. */
+    now += 10 * APR_USEC_PER_SEC;
+    for (i = 0, got = 0; i < CT_RATE_PROBES; i++) {
+        got += ct_rate_take(t, window_key(100 + i), &c, now, &wait);
+    }
+    expect(got == CT_RATE_PROBES && t->evicted == 2,
+           "rates: full limiters' slots serve new keys", "8 new keys");
+}
+
+/* Destination hosts in the client table: their own keys. */
+static void test_host_keys(apr_pool_t *p)
+{
+    ct_client_table *t = apr_palloc(p, sizeof(*t));
+    ct_net h1, h2, h1b, c;
+    unsigned char raw[4] = { 0, 0, 0, 0 };
+
+    ct_clients_init(t, APR_UINT64_C(42));
+    ct_clients_host_key(t, "a.example", &h1);
+    ct_clients_host_key(t, "a.example", &h1b);
+    ct_clients_host_key(t, "b.example", &h2);
+    ct_client_key(APR_INET, raw, 0, 0, &c);
+    expect(ct_net_equal(&h1, &h1b) && !ct_net_equal(&h1, &h2)
+           && memcmp(&h1, &h1b, sizeof(h1)) == 0
+           && h1.family == APR_UNSPEC && !ct_net_equal(&h1, &c),
+           "host keys: stable, distinct, apart from clients", "a/b");
+    ct_clients_take(t, &h1, 1);
+    ct_clients_take(t, &h1, 2);
+    ct_clients_take(t, &c, 1);
+    expect(ct_clients_count(t, &h1) == 2 && ct_clients_count(t, &h2) == 0
+           && ct_clients_count(t, &c) == 1,
+           "host keys: counted apart", "a/b");
+    expect(ct_clients_drop_owner(t, 1) == 2 && ct_clients_count(t, &h1) == 1
+           && ct_clients_count(t, &c) == 0,
+           "host keys: a dead owner's are taken off", "owner 1");
+    ct_clients_give(t, &h1, 2);
+    expect(ct_clients_count(t, &h1) == 0 && t->used == 0,
+           "host keys: given back, freed", "owner 2");
+}
+
+/*
+ * Processes taking from one limiter in shared memory at the same instant
+ * get its burst between them, not a unit more: every take is one
+ * compare-and-swap, and a lost race is retried on the new value.
+ */
+#define CT_RACERS 4
+#define CT_RACE_TRIES 400000
+
+typedef struct {
+    ct_rate_table table;
+    volatile apr_uint32_t ready;
+    apr_uint32_t granted[CT_RACERS];
+} ct_race;
+
+static void race_child(ct_race *r, int i, apr_uint64_t key,
+                       const ct_bucket_conf *c, apr_uint64_t now)
+{
+    apr_uint64_t wait;
+    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
+    int n;
+
+    /* All start together (or after 2 s at most), so that they overlap. */
+    apr_atomic_inc32(&r->ready);
+    while (apr_atomic_read32(&r->ready) < CT_RACERS
+           && apr_time_now() < until) {
+        continue;
+    }
+    for (n = 0; n < CT_RACE_TRIES; n++) {
+        r->granted[i] += ct_rate_take(&r->table, key, c, now, &wait);
+    }
+}
+
+static void test_rates_shared(apr_pool_t *p)
+{
+    ct_bucket_conf c = { 1, 600000 };
+    unsigned char secret[16] = { 9 };
+    apr_uint64_t now = APR_UINT64_C(1000000000000), key, wait;
+    apr_proc_t procs[CT_RACERS];
+    apr_uint32_t total = 1;
+    apr_shm_t *shm;
+    ct_race *r;
+    int i, started = 0;
+
+    if (apr_shm_create(&shm, sizeof(*r), NULL, p) != APR_SUCCESS) {
+        expect(0, "rates shared: anonymous shared memory", "");
+        return;
+    }
+    r = apr_shm_baseaddr_get(shm);
+    memset(r, 0, sizeof(*r));
+    ct_rate_init(&r->table, secret);
+    key = ct_rate_key(&r->table, "race", 4);
+    /* The key has its slot before the race: two processes meeting a new
+     * key at once may each give it one (documented), which is not what
+     * this tests. */
+    (void)ct_rate_take(&r->table, key, &c, now, &wait);
+    for (i = 0; i < CT_RACERS; i++) {
+        apr_status_t rv = apr_proc_fork(&procs[i], p);
+
+        if (rv == APR_INCHILD) {
+            race_child(r, i, key, &c, now);
+            _exit(0);
+        }
+        started += rv == APR_INPARENT;
+    }
+    for (i = 0; i < started; i++) {
+        int code;
+        apr_exit_why_e why;
+
+        (void)apr_proc_wait(&procs[i], &code, &why, APR_WAIT);
+        total += r->granted[i];
+    }
+    expect(started == CT_RACERS && total == c.burst,
+           "rates shared: racing processes get the burst, no more",
+           apr_psprintf(p, "%u granted", total));
+    apr_shm_destroy(shm);
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -910,6 +1145,11 @@ int main(void)
     test_loop_head();
     test_client_keys();
     test_clients(p);
+    test_siphash();
+    test_bucket();
+    test_rates(p);
+    test_rates_shared(p);
+    test_host_keys(p);
 
     test_canonical(p);
     test_net_equal();
