@@ -4,7 +4,8 @@
  *
  * unit_tests.c: table-driven tests of the APR-only parsers (the CONNECT
  * target and AllowCONNECT ranges), the client keys and the per-client
- * table, run without a server by `make check`.
+ * table, run without a server by `make check`.  The TLS ClientHello
+ * reader has its own file, hello_tests.c.
  */
 
 #include <stdio.h>
@@ -20,10 +21,11 @@
 #include "ct_hop.h"
 #include "ct_clients.h"
 #include "ct_head.h"
+#include "unit.h"
 
 static int passed, failed;
 
-static void expect(int ok, const char *what, const char *input)
+void expect(int ok, const char *what, const char *input)
 {
     if (ok) {
         passed++;
@@ -912,6 +914,7 @@ int main(void)
     test_canonical(p);
     test_net_equal();
     test_head();
+    test_tls_hello(p);
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
