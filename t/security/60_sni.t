@@ -26,7 +26,9 @@ use Time::HiRes qw(time sleep);
 use CT::Client qw(ca_file connect_tunnel http_get read_to_eof run_cmd
                   vhost_port write_all);
 use CT::Origin ();
+use CT::Server ();
 use CT::Logs qw(log_mark log_since log_wait no_crash);
+use CT::Hello qw(client_hello);
 
 plan tests => 81;
 
@@ -35,42 +37,6 @@ local $SIG{PIPE} = 'IGNORE';
 alarm 300;
 
 my $start = log_mark();
-
-############################################################################
-# Canned ClientHellos (RFC 8446 section 4.1.2), built here so that the
-# tests need no TLS library to make a broken or unusual one.
-
-sub hello_body {
-    my (%o) = @_;
-    my $ext = '';
-    if (defined $o{sni}) {
-        my $list = pack 'C n/a*', 0, $o{sni};
-        $ext .= pack 'n n/a*', 0, pack('n/a*', $list);
-    }
-    if ($o{alpn}) {
-        my $names = join '', map { pack 'C/a*', $_ } @{ $o{alpn} };
-        $ext .= pack 'n n/a*', 16, pack('n/a*', $names);
-    }
-    # supported_versions: TLS 1.3 and 1.2
-    $ext .= pack 'n n/a*', 43, pack('C/a*', pack('n n', 0x0304, 0x0303));
-    my $body = pack('n', 0x0303) . ("\x11" x 32) . pack('C/a*', "\x22" x 32)
-             . pack('n/a*', pack('n n n', 0x1301, 0x1302, 0xc02f))
-             . pack('C/a*', "\0") . pack('n/a*', $ext);
-    return "\x01" . substr(pack('N', length $body), 1) . $body;
-}
-
-# The handshake message in $records TLS records of near-equal size.
-sub client_hello {
-    my (%o) = @_;
-    my $hs = hello_body(%o);
-    my $n = $o{records} // 1;
-    my $size = int((length($hs) + $n - 1) / $n);
-    my $out = '';
-    for (my $off = 0; $off < length $hs; $off += $size) {
-        $out .= pack 'C n n/a*', 22, 0x0301, substr($hs, $off, $size);
-    }
-    return $out;
-}
 
 ############################################################################
 # One tunnel through $vhost to a fresh sink origin at $host:port, $bytes
@@ -164,6 +130,10 @@ my @cases = (
      'whole', 0, '-', 'outside the <Proxy> section: no check'],
 );
 
+# Where a tunnel that passed is relayed: the check leaves the choice to
+# the run's configuration.
+my $relay = CT::Server::suite_mode() eq 'reactor' ? 'reactor' : 'worker';
+
 for my $c (@cases) {
     my ($vhost, $host, $bytes, $how, $refused, $check, $desc) = @$c;
     my $r = through($vhost, $host, $bytes, $how);
@@ -175,16 +145,17 @@ for my $c (@cases) {
             or diag explain $r;
         is $o->{bytes}, 0, "$desc: the origin received nothing"
             or diag explain $o;
-        like $r->{log}, qr/ check=\Q$check\E .* end=sni-refused$/,
-            "$desc: logged $check, ended sni-refused" or diag $r->{log};
+        like $r->{log}, qr/ check=\Q$check\E .* end=sni-refused mode=worker$/,
+            "$desc: logged $check, ended sni-refused in the worker"
+            or diag $r->{log};
     }
     else {
         ok $r->{closed}, "$desc: the tunnel ended when both sides had";
         is $o->{sha256}, sha256_hex($bytes),
             "$desc: the origin received every byte, in order"
             or diag explain $o;
-        like $r->{log}, qr/ check=\Q$check\E /, "$desc: logged $check"
-            or diag $r->{log};
+        like $r->{log}, qr/ check=\Q$check\E .* mode=$relay$/,
+            "$desc: logged $check, relayed by the $relay" or diag $r->{log};
     }
 }
 
@@ -235,7 +206,7 @@ SKIP: {
                          "evil.test:443:localhost:$tls",
                          'https://evil.test/'], timeout => 30);
     isnt $r->{rc}, 0, 'curl --connect-to, server_name evil.test: refused';
-    ok log_wait($mark, qr/^localhost:$tls check=mismatch sni=evil\.test .* end=sni-refused$/, 10,
+    ok log_wait($mark, qr/^localhost:$tls check=mismatch sni=evil\.test .* end=sni-refused /, 10,
                 log => 'sni_log', line => 1),
         'curl --connect-to: the CONNECT named localhost, the hello evil.test';
 
