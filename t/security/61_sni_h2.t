@@ -8,7 +8,8 @@
 #     (a sink) receives the hello, whole;
 #   - a hello naming another host: 200, then the stream is reset with
 #     nothing of it at the origin, and the tunnel ends sni-refused;
-#   - both hellos sent behind the HEADERS, before the 200, likewise.
+#   - both hellos sent behind the HEADERS, before the 200, likewise
+#     (except that the reset may then reach the client before the 200).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -82,7 +83,10 @@ for my $early (0, 1) {
         or diag $line;
 
     ($r, $o, $line, $sha) = h2_hello('evil.test', $early);
-    is $r->{status}, 200, "h2, another name, $when: 200";
+    # With the hello already there, the reset can overtake the 200's
+    # HEADERS inside mod_http2: the client then sees the reset alone.
+    ok !defined $r->{status} || $r->{status} == 200,
+        "h2, another name, $when: 200, or the reset first";
     ok $r->{reset}, "h2, another name, $when: the stream is reset"
         or diag explain $r;
     is $o->{bytes}, 0, "h2, another name, $when: the origin got nothing"
