@@ -10,7 +10,9 @@
  * read a whole hello allocates nothing (it gets a NULL pool, so it would
  * crash), the hello fits the limit exactly, the strings are non-empty,
  * printable and end at their NUL, and the same handshake bytes cut into
- * other records read the same.
+ * other records read the same.  With the limit at the input's length the
+ * reader can never need more: it knows the verdict, or that the limit is
+ * too small.
  */
 
 #include <stdint.h>
@@ -160,6 +162,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else if (ct_tls_hello_parse(NULL, data, size, LIMIT, &part) != st) {
         fail("a second call gives another verdict", size);
+    }
+    if (size > 0) {
+        sp = ct_tls_hello_parse(p, data, size, size, &part);
+        if (sp == CT_HELLO_NEED_MORE
+            || (sp != st && sp != CT_HELLO_TOO_BIG)) {
+            fail("the limit at the input's length changes the verdict", size);
+        }
+        if (st == CT_HELLO_DONE && (sp != st || !same_info(&part, &info))) {
+            fail("a hello within the limit is not read", size);
+        }
     }
     /* A few prefixes: any verdict they reach is the whole's. */
     for (k = size / 3; k < size; k += 1 + (size - k) / 2) {

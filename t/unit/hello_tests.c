@@ -5,7 +5,9 @@
  * hello_tests.c: tests of the ClientHello reader (ct_tls_hello.c) on
  * hellos real clients sent, the same hellos cut into other records, every
  * prefix of each, and hand-built hellos that break one rule each.
- * Calls that must not allocate get a NULL pool, so an allocation crashes.
+ * The prefixes of the real hellos, which must not allocate, get a NULL
+ * pool, so an allocation crashes; the other checks get a pool, so that a
+ * wrong verdict is reported by name rather than by a crash.
  */
 
 #include <stdio.h>
@@ -18,6 +20,8 @@
 #include "hello_vectors.h"
 
 #define HELLO_MAX 70000
+
+static apr_pool_t *scratch;
 
 static const struct {
     const unsigned char *bytes;
@@ -248,8 +252,7 @@ static void test_built_hellos(apr_pool_t *p)
 
         memset(&info, 0, sizeof(info));
         len = build_hello(built_hellos[i].ext, built_hellos[i].ext_len, b);
-        st = ct_tls_hello_parse(want == CT_HELLO_DONE ? p : NULL, b, len,
-                                HELLO_MAX, &info);
+        st = ct_tls_hello_parse(p, b, len, HELLO_MAX, &info);
         expect(st == want
                && (want != CT_HELLO_DONE
                    || (same_str(info.sni, built_hellos[i].sni)
@@ -280,8 +283,7 @@ static void test_long_name(apr_pool_t *p)
         ext[8] = (unsigned char)n;
         memset(ext + 9, 'x', n);
         len = build_hello(ext, n + 9, b);
-        st = ct_tls_hello_parse(n == 255 ? p : NULL, b, len, HELLO_MAX,
-                                &info);
+        st = ct_tls_hello_parse(p, b, len, HELLO_MAX, &info);
         expect(n == 255 ? st == CT_HELLO_DONE && strlen(info.sni) == 255
                         : st == CT_HELLO_MALFORMED,
                "host_name length bound", n == 255 ? "255" : "256");
@@ -293,7 +295,7 @@ static ct_hello_status parse_copy(const unsigned char *b, apr_size_t len,
 {
     ct_hello_info info;
 
-    return ct_tls_hello_parse(NULL, b, len, limit, &info);
+    return ct_tls_hello_parse(scratch, b, len, limit, &info);
 }
 
 /* One byte changed in a real hello, or its records rearranged. */
@@ -336,6 +338,15 @@ static void test_corruptions(void)
     expect(parse_copy(b, len, HELLO_MAX) == CT_HELLO_MALFORMED,
            "hello corrupt", "session id of 33 bytes");
 
+    len = build_hello(NULL, 0, b);
+    memmove(b + 48, b + 47, len - 47);
+    b[4]++;
+    b[8]++;
+    b[45] = 3;
+    expect(parse_copy(b, len + 1, HELLO_MAX) == CT_HELLO_MALFORMED,
+           "hello corrupt", "cipher suites of 3 bytes");
+
+    len = sizeof(hello_tls13_sni_alpn);
     n = handshake_bytes(h, len, hs);
     len = make_records(hs, n, 40, n, hs2);
     memcpy(b, hs2, 45);
@@ -449,6 +460,7 @@ static void test_status_strings(void)
 
 void test_tls_hello(apr_pool_t *p)
 {
+    scratch = p;
     test_real_hellos(p);
     test_built_hellos(p);
     test_long_name(p);
