@@ -48,7 +48,12 @@ my $start = log_mark();
 
 sub through {
     my ($vhost, $host, $bytes, $how) = @_;
-    my $origin = CT::Origin->start('sink', reply => 0, limit => 30);
+    # The sink reports once it has every byte (or at the end of the
+    # stream): the client half-closes only then, so that a tunnel that
+    # passed was handed on before it saw the client's end.
+    my $origin = CT::Origin->start('sink', reply => 0, limit => 30,
+                                   (length $bytes
+                                    ? (expect => length $bytes) : ()));
     my $target = "$host:" . $origin->port;
     my $mark = log_mark('sni_log');
     my $t = connect_tunnel($vhost, $target,
@@ -68,6 +73,8 @@ sub through {
             }
         }
         my $t0 = time;
+        $r{origin} = $origin->wait_for(1, 'bytes', 15) // {}
+            unless $how eq 'silent';
         # A relayed tunnel ends when both sides have: half-close ours.
         shutdown $s, 1 unless $how eq 'silent';
         my ($got, $ended) = read_to_eof($s, 10);
@@ -75,7 +82,7 @@ sub through {
         $r{took} = time - $t0;
         $r{reply} = ($t->{rest} // '') . ($got // '');
     }
-    $r{origin} = $origin->wait_for(1, 'bytes', 15) // {};
+    $r{origin} //= $origin->wait_for(1, 'bytes', 15) // {};
     $r{log} = log_wait($mark, qr/^\Q$target\E /, 10, log => 'sni_log',
                        line => 1) // '';
     $origin->stop;
