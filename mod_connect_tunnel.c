@@ -42,6 +42,7 @@
 #include "ct_metrics.h"
 #include "ct_control.h"
 #include "ct_accesslog.h"
+#include "ct_sni.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -249,6 +250,14 @@ static const command_rec ct_cmds[] = {
                  CT_DIR_FIELD(trust_names), RSRC_CONF | ACCESS_CONF,
                  "On to dial names allowed by name wherever they resolve, "
                  "unchecked by the guard (default Off)"),
+    AP_INIT_TAKE1("ConnectTunnelSNI", ct_sni_set_mode, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Off (default), Log, Match or Require: what is done with "
+                  "the server_name of the client's TLS ClientHello"),
+    AP_INIT_TAKE1("ConnectTunnelSNITimeout", ct_sni_set_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "How long the client may take to send its ClientHello "
+                  "once the tunnel is established (default 10 s)"),
     AP_INIT_TAKE1("ConnectTunnelAddress", ct_control_set_expr,
                   CT_DIR_FIELD(address), RSRC_CONF | ACCESS_CONF,
                   "Expression: the host (and port) to dial instead of the "

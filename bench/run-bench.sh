@@ -17,6 +17,14 @@
 #   BENCH_SKIP              words from: bulk pingpong setup setupstrace
 #                           cpu strace callgrind idle raised debian; those
 #                           parts are skipped
+#   BENCH_HELLO             1: each setup tunnel's message is a 512-byte
+#                           TLS ClientHello naming localhost instead of
+#                           32 pattern bytes, so that a proxy with
+#                           "ConnectTunnelSNI Match" in its
+#                           configuration lines can be measured (e.g.
+#                           ours with it, the extra proxy the same build
+#                           without); Match rather than Require, for the
+#                           start-up probe's bytes are not TLS
 #   BENCH_STOCK_CONF, BENCH_OURS_CONF
 #                           configuration lines added for that proxy only
 #                           (e.g. "ConnectTunnelZeroCopy Off"); shown in
@@ -604,7 +612,8 @@ scenario_setup() {
             for t in $TARGETS; do
                 line=$(load "$t" "setup_c$c" --mode setup --origin "$P_ECHO" \
                        --concurrency "$c" --duration "$SETUP_SECS" \
-                       --size 32 --open-timeout "$OPEN_TIMEOUT")
+                       --size 32 --open-timeout "$OPEN_TIMEOUT" \
+                       ${BENCH_HELLO:+--hello})
                 [ -n "$(kv "$line" tunnels_s)" ] || continue
                 add "setup_c${c}_rate" "$t" "$(kv "$line" tunnels_s)"
                 add "setup_c${c}_p50" "$t" "$(kv "$line" c200_p50_us)"

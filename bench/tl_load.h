@@ -35,6 +35,7 @@ typedef struct {
     size_t io_size;             /* bytes per read or write call */
     const char *label;          /* echoed as label= in the output */
     uint32_t source;            /* client address (network order), or 0 */
+    int hello;                  /* setup: send a ClientHello as message */
 } tl_opts;
 
 /* What every mode's loop needs besides its own state. */

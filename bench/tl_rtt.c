@@ -6,7 +6,9 @@
  * setup: CONCURRENCY slots, each opening a tunnel, doing one echo round
  * trip of SIZE bytes and closing it, over and over for DURATION seconds;
  * the rate of whole tunnels and the time from connect() to the 200 are
- * what a proxy's per-tunnel cost looks like from outside.
+ * what a proxy's per-tunnel cost looks like from outside.  With --hello
+ * the message is a 512-byte TLS ClientHello naming localhost (what a
+ * proxy checking the server name must read before it relays).
  */
 
 #include <errno.h>
@@ -30,10 +32,63 @@ typedef struct {
     size_t rcvd;
 } exchange;
 
-static void exchange_start(exchange *x, uint64_t seq, size_t size)
+/* A ClientHello as browsers pad theirs: 512 bytes in one record. */
+#define HELLO_SIZE 512
+
+static unsigned char hello[HELLO_SIZE];
+
+static unsigned char *put16(unsigned char *p, size_t v)
 {
-    x->msg = tl_pattern_at(seq * 7919);
-    x->size = size;
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+    return p + 2;
+}
+
+/* Record and handshake headers, version, random, session id, two
+ * suites, null compression, then server_name and padding to the size. */
+static void hello_build(void)
+{
+    static const char name[] = "localhost";
+    size_t nlen = sizeof(name) - 1;
+    unsigned char *p = hello, *ext;
+    size_t pad;
+
+    memset(hello, 0, sizeof(hello));
+    *p++ = 22;
+    p = put16(p, 0x0301);
+    p = put16(p, HELLO_SIZE - 5);
+    *p++ = 1;
+    *p++ = 0;
+    p = put16(p, HELLO_SIZE - 9);
+    p = put16(p, 0x0303);
+    memset(p, 0x5a, 32);
+    p += 32;
+    *p++ = 0;
+    p = put16(p, 4);
+    p = put16(p, 0x1301);
+    p = put16(p, 0xc02f);
+    *p++ = 1;
+    *p++ = 0;
+    ext = p;
+    p += 2;
+    p = put16(p, 0);                    /* server_name */
+    p = put16(p, nlen + 5);
+    p = put16(p, nlen + 3);
+    *p++ = 0;
+    p = put16(p, nlen);
+    memcpy(p, name, nlen);
+    p += nlen;
+    pad = (size_t)(hello + HELLO_SIZE - p) - 4;
+    p = put16(p, 21);                   /* padding */
+    p = put16(p, pad);
+    put16(ext, (size_t)(hello + HELLO_SIZE - ext) - 2);
+}
+
+static void exchange_start(exchange *x, uint64_t seq, size_t size,
+                           int use_hello)
+{
+    x->msg = use_hello ? hello : tl_pattern_at(seq * 7919);
+    x->size = use_hello ? HELLO_SIZE : size;
     x->sent = x->rcvd = 0;
 }
 
@@ -129,7 +184,7 @@ static int round_trip(tl_run *run, tl_dialer *d, tl_tunnel *t, uint64_t seq,
     exchange x;
     int rc;
 
-    exchange_start(&x, seq, run->o->msg_size);
+    exchange_start(&x, seq, run->o->msg_size, 0);
     while ((rc = exchange_step(&x, t->fd, run->buf, run->o->io_size, &want,
                                why)) == 0) {
         if (tl_tunnel_watch(d, t, want) != 0) {
@@ -279,7 +334,8 @@ static void slot_event(setup *s, slot *sl, uint32_t ev)
             slot_fail(s, sl, "unexpected-bytes");
             return;
         }
-        exchange_start(&sl->x, s->seq++, s->run->o->msg_size);
+        exchange_start(&sl->x, s->seq++, s->run->o->msg_size,
+                       s->run->o->hello);
         slot_exchange(s, sl);
     }
 }
@@ -326,7 +382,9 @@ static void setup_report(setup *s)
     printf(" concurrency=%d size=%zu tunnels=%ld failed=%ld seconds=%.3f"
            " tunnels_s=%.0f c200_p50_us=%.1f c200_p99_us=%.1f"
            " whole_p50_us=%.1f whole_p99_us=%.1f error=%s\n",
-           s->run->o->concurrency, s->run->o->msg_size, s->done, s->failed,
+           s->run->o->concurrency,
+           s->run->o->hello ? (size_t)HELLO_SIZE : s->run->o->msg_size,
+           s->done, s->failed,
            secs, secs > 0 ? (double)s->done / secs : 0.0,
            tl_samples_pct_us(&s->to_200, 50),
            tl_samples_pct_us(&s->to_200, 99),
@@ -343,6 +401,7 @@ int tl_mode_setup(tl_run *run)
 
     memset(&s, 0, sizeof(s));
     s.run = run;
+    hello_build();
     s.slots = calloc((size_t)run->o->concurrency, sizeof(*s.slots));
     if (s.slots == NULL) {
         perror("tunnel-load: calloc");

@@ -58,7 +58,9 @@ static void usage(FILE *f)
         "  --time-limit S     seconds for the whole run (default 600)\n"
         "  --io-size SIZE     bytes per read or write (default 256K)\n"
         "  --label TEXT       echoed as label= in the result line\n"
-        "  --source ADDR      connect from this 127.x.y.z address\n");
+        "  --source ADDR      connect from this 127.x.y.z address\n"
+        "  --hello            setup: the message is a TLS ClientHello\n"
+        "                     naming the target (for ConnectTunnelSNI)\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -137,7 +139,7 @@ enum {
     OPT_MODE = 256, OPT_PROXY, OPT_DIRECT, OPT_ORIGIN, OPT_TUNNELS, OPT_BYTES,
     OPT_VERIFY, OPT_SIZE, OPT_ROUNDS, OPT_WARMUP, OPT_CONC, OPT_DURATION,
     OPT_HOLD, OPT_INFLIGHT, OPT_OPEN_TIMEOUT, OPT_STALL_TIMEOUT,
-    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_SOURCE, OPT_HELP
+    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_SOURCE, OPT_HELLO, OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -161,6 +163,7 @@ static const struct option longopts[] = {
     { "io-size", required_argument, NULL, OPT_IO_SIZE },
     { "label", required_argument, NULL, OPT_LABEL },
     { "source", required_argument, NULL, OPT_SOURCE },
+    { "hello", no_argument, NULL, OPT_HELLO },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -192,6 +195,9 @@ static int set_option(tl_opts *o, int opt, const char *arg)
     case OPT_BYTES:
         rc = tl_parse_size(arg, &o->bytes);
         break;
+    case OPT_HELLO:
+        o->hello = 1;
+        return 0;
     case OPT_VERIFY:
         o->verify = 1;
         break;

@@ -85,6 +85,8 @@ void *ct_conf_create_dir(apr_pool_t *p, char *dir)
     dconf->default_deny = CT_UNSET;
     dconf->trust_names = CT_UNSET;
     dconf->proxy_agent = CT_UNSET;
+    dconf->sni = CT_UNSET;
+    dconf->sni_timeout = CT_UNSET;
     return dconf;
 }
 
@@ -110,6 +112,9 @@ void *ct_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     dconf->headers = add->headers ? add->headers : base->headers;
     dconf->proxy_agent = add->proxy_agent != CT_UNSET ? add->proxy_agent
                                                       : base->proxy_agent;
+    dconf->sni = add->sni != CT_UNSET ? add->sni : base->sni;
+    dconf->sni_timeout = add->sni_timeout != CT_UNSET ? add->sni_timeout
+                                                      : base->sni_timeout;
     return dconf;
 }
 

@@ -121,6 +121,19 @@ typedef struct {
     ap_expr_info_t *value;
 } ct_header;
 
+/* ConnectTunnelSNI: what is done with the server_name of the client's
+ * TLS ClientHello, read ahead once the 2xx is sent. */
+typedef enum {
+    CT_SNI_OFF = 0,             /* nothing is read ahead (default) */
+    CT_SNI_LOG,                 /* the name is recorded, not checked */
+    CT_SNI_MATCH,               /* a name present must fit the target */
+    CT_SNI_REQUIRE              /* a fitting name must be present */
+} ct_sni_mode;
+
+/* ConnectTunnelSNITimeout's default: how long the client may take to send
+ * its ClientHello once the tunnel is established. */
+#define CT_DEFAULT_SNI_TIMEOUT apr_time_from_sec(10)
+
 /* Per-directory configuration: the server's defaults and <Proxy>. */
 typedef struct {
     /* ConnectTunnelAllow/Deny rules (ct_rule) in the order they are
@@ -136,6 +149,8 @@ typedef struct {
      * an inner section's list replaces the outer one. */
     apr_array_header_t *headers;
     int proxy_agent;            /* ConnectTunnelProxyAgent */
+    int sni;                    /* ConnectTunnelSNI (ct_sni_mode) */
+    apr_interval_time_t sni_timeout;    /* ConnectTunnelSNITimeout */
 } ct_dir_conf;
 
 /**

@@ -32,6 +32,7 @@
 #include "ct_stats.h"
 #include "ct_head.h"
 #include "ct_control.h"
+#include "ct_sni.h"
 #include "ct_handler.h"
 
 /* Per-request settings derived once from the configuration. */
@@ -525,6 +526,15 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
         r->connection->aborted = 1;
         ct_stats_closed(CT_IN_WORKER, CT_END_INTERNAL, 0, 0,
                         apr_time_now() - r->request_time);
+        return;
+    }
+    /* ConnectTunnelSNI: the ClientHello is read and judged here, in the
+     * worker, before either relay sends a byte of it to the origin. */
+    if (ct_sni_wanted(r)
+        && (end = ct_sni_check(r, tunnel, t)) != CT_END_NONE) {
+        r->connection->aborted = 1;
+        ct_report_end(r, target, tunnel, end, s->idle_timeout,
+                      s->max_lifetime);
         return;
     }
     if (hand_off(r, s, target, tunnel)) {

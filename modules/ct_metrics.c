@@ -65,6 +65,10 @@ static void status_short(request_rec *r, const ct_stats_view *v)
         ap_rprintf(r, "ConnectTunnelsEnded_%s: %" APR_UINT64_T_FMT "\n",
                    ct_stats_end_name(i), v->ended[i]);
     }
+    for (i = 0; i < CT_SNI_RESULTS; i++) {
+        ap_rprintf(r, "ConnectTunnelsSNI_%s: %" APR_UINT64_T_FMT "\n",
+                   ct_sni_result_name(i), v->sni[i]);
+    }
     for (k = 0; k < CT_HISTS; k++) {
         const ct_hist_view *h = &v->hist[k];
 
@@ -113,6 +117,11 @@ static void status_reasons(request_rec *r, const ct_stats_view *v)
         names[i] = ct_stats_end_name(i);
     }
     status_row(r, "Ended, by reason", names, v->ended, CT_STATS_ENDS);
+    for (i = 0; i < CT_SNI_RESULTS; i++) {
+        names[i] = ct_sni_result_name(i);
+    }
+    status_row(r, "ClientHellos checked, by result", names, v->sni,
+               CT_SNI_RESULTS);
 }
 
 static void status_hist(request_rec *r, const char *title,
@@ -229,6 +238,13 @@ static void prom_labelled(request_rec *r, const ct_stats_view *v)
         ap_rprintf(r, "connect_tunnel_ended_total{reason=\"%s\"} %"
                    APR_UINT64_T_FMT "\n", ct_stats_end_name(i),
                    v->ended[i]);
+    }
+    family(r, "connect_tunnel_sni_total", "counter",
+           "ClientHellos read by ConnectTunnelSNI, by result.");
+    for (i = 0; i < CT_SNI_RESULTS; i++) {
+        ap_rprintf(r, "connect_tunnel_sni_total{result=\"%s\"} %"
+                   APR_UINT64_T_FMT "\n", ct_sni_result_name(i),
+                   v->sni[i]);
     }
     family(r, "connect_tunnel_bytes_total", "counter",
            "Payload bytes relayed by ended tunnels, by direction.");

@@ -506,7 +506,8 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
  */
 apr_status_t ct_tunnel_take_input(ct_tunnel *t)
 {
-    apr_bucket *b, *next;
+    /* Bytes held already (a ClientHello) were counted when read. */
+    apr_bucket *b = APR_BRIGADE_LAST(t->bb_up), *next;
     apr_off_t held = 0;
     apr_status_t rv;
     int unsized = 0;
@@ -517,7 +518,7 @@ apr_status_t ct_tunnel_take_input(ct_tunnel *t)
         return rv;
     }
     t->taken = 1;
-    for (b = APR_BRIGADE_FIRST(t->bb_up); b != APR_BRIGADE_SENTINEL(t->bb_up);
+    for (b = APR_BUCKET_NEXT(b); b != APR_BRIGADE_SENTINEL(t->bb_up);
          b = next) {
         next = APR_BUCKET_NEXT(b);
         /* The EOS the core adds, and the socket bucket (whose destroy
@@ -592,7 +593,7 @@ static ct_end recv_up(ct_tunnel *t)
  * Empty mod_http2's input pipe, so that it does not wake the loop again
  * (one byte per wake-up of mod_http2's; a pipe holds at most 64 KiB).
  */
-static apr_status_t drain_stream_pipe(ct_tunnel *t)
+apr_status_t ct_tunnel_drain_stream(ct_tunnel *t)
 {
     apr_file_t *pipe = t->pfd[CT_CLIENT].desc.f;
     apr_interval_time_t timeout;
@@ -628,7 +629,7 @@ static ct_end stream_after_end(ct_tunnel *t)
     /* Emptied first: mod_http2 marks the stream aborted before it writes
      * to the pipe, so a reset after this is either seen by the read
      * below or wakes the loop again. */
-    if ((rv = drain_stream_pipe(t)) != APR_SUCCESS) {
+    if ((rv = ct_tunnel_drain_stream(t)) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00081)
                       "emptying the HTTP/2 stream's input pipe failed");
         return CT_END_INTERNAL;

@@ -25,7 +25,8 @@ typedef enum {
     CT_END_CLIENT_ERROR,    /* reading from or writing to the client */
     CT_END_ORIGIN_ERROR,    /* reading from or writing to the origin */
     CT_END_INTERNAL,        /* polling failed */
-    CT_END_SHUTDOWN         /* the child stopped */
+    CT_END_SHUTDOWN,        /* the child stopped */
+    CT_END_SNI              /* refused by ConnectTunnelSNI before relaying */
 } ct_end;
 
 /* What the pump waits for on each side, as APR_POLLIN / APR_POLLOUT. */

@@ -82,6 +82,12 @@ int ct_relay_can_splice(conn_rec *c);
 apr_status_t ct_tunnel_take_input(ct_tunnel *t);
 
 /**
+ * Empty an HTTP/2 stream's input pipe, so that it wakes a poll again only
+ * for what comes after.
+ */
+apr_status_t ct_tunnel_drain_stream(ct_tunnel *t);
+
+/**
  * End an HTTP/2 stream's output: END_STREAM, or when the tunnel is
  * broken, RST_STREAM.  Once only; later calls do nothing.
  */

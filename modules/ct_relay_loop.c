@@ -214,8 +214,9 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     apr_status_t rv;
     int dup_c, dup_o;
 
-    if (!t->plain || t->c->data_in_output_filters
-        || !APR_BRIGADE_EMPTY(t->bb_up)) {
+    /* Bytes held in bb_up (a ClientHello read for ConnectTunnelSNI) go
+     * to the reactor with what the core holds. */
+    if (!t->plain || t->c->data_in_output_filters) {
         return APR_EINVAL;
     }
     if ((rv = apr_os_sock_get(&cfd, t->client)) != APR_SUCCESS
@@ -306,6 +307,8 @@ const char *ct_end_name(ct_end end)
         return "internal-error";
     case CT_END_SHUTDOWN:
         return "shutdown";
+    case CT_END_SNI:
+        return "sni-refused";
     }
     return "unknown";
 }

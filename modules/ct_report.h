@@ -33,6 +33,10 @@
 #define CT_NOTE_UPSTREAM_MS "tunnel-upstream-ms"
 #define CT_NOTE_FIRST_BYTE_MS "tunnel-first-byte-ms"
 #define CT_NOTE_DURATION_MS "tunnel-duration-ms"
+#define CT_NOTE_SNI         "tunnel-sni"
+#define CT_NOTE_ALPN        "tunnel-alpn"
+#define CT_NOTE_ECH         "tunnel-ech"
+#define CT_NOTE_SNI_CHECK   "tunnel-sni-check"
 
 /* RFC 9209 error types this module reports in Proxy-Status. */
 #define CT_PS_REQUEST_ERROR     "http_request_error"

@@ -58,6 +58,7 @@ typedef struct {
     volatile apr_uint64_t log_dropped;  /* end-of-tunnel records */
     volatile apr_uint64_t refused[CT_STATS_REFUSALS];
     volatile apr_uint64_t ended[CT_STATS_ENDS];
+    volatile apr_uint64_t sni[CT_SNI_RESULTS];
     ct_hist hist[CT_HISTS];
     apr_uint32_t nprocs;
 } ct_counters;
@@ -314,6 +315,13 @@ void ct_stats_refused(const char *type)
     apr_atomic_inc64(&ct_counts->refused[i]);
 }
 
+void ct_stats_sni(int result)
+{
+    if (result >= 0 && result < CT_SNI_RESULTS) {
+        apr_atomic_inc64(&ct_counts->sni[result]);
+    }
+}
+
 const char *ct_stats_refusal_name(int i)
 {
     return ct_refusal_names[i];
@@ -403,6 +411,9 @@ void ct_stats_read(ct_stats_view *v)
     }
     for (i = 1; i < CT_STATS_ENDS; i++) {
         v->ended[i] = apr_atomic_read64(&ct_counts->ended[i]);
+    }
+    for (i = 0; i < CT_SNI_RESULTS; i++) {
+        v->sni[i] = apr_atomic_read64(&ct_counts->sni[i]);
     }
     hist_read(CT_HIST_SETUP, &v->hist[CT_HIST_SETUP]);
     hist_read(CT_HIST_DURATION, &v->hist[CT_HIST_DURATION]);

@@ -17,6 +17,7 @@
 #include "httpd.h"
 
 #include "ct_relay.h"
+#include "ct_sni.h"
 
 /* Where a tunnel runs. */
 typedef enum {
@@ -30,7 +31,7 @@ typedef enum {
 
 /* End reasons: ct_end's, and tunnels of a child that died before they
  * ended ("lost"; their bytes and duration are unknown). */
-#define CT_STATS_END_LOST (CT_END_SHUTDOWN + 1)
+#define CT_STATS_END_LOST (CT_END_SNI + 1)
 #define CT_STATS_ENDS (CT_STATS_END_LOST + 1)
 
 /* Histogram bounds (microseconds) per kind, and the most any kind has. */
@@ -64,6 +65,7 @@ typedef struct {
     apr_uint64_t log_dropped;           /* end-of-tunnel records */
     apr_uint64_t refused[CT_STATS_REFUSALS];
     apr_uint64_t ended[CT_STATS_ENDS];  /* index 0 (CT_END_NONE) unused */
+    apr_uint64_t sni[CT_SNI_RESULTS];   /* ConnectTunnelSNI's checks */
     ct_hist_view hist[CT_HISTS];
 } ct_stats_view;
 
@@ -129,6 +131,11 @@ void ct_stats_closed(ct_place place, ct_end end, apr_off_t up,
  * A CONNECT was refused with this Proxy-Status error type.
  */
 void ct_stats_refused(const char *type);
+
+/**
+ * A ConnectTunnelSNI check came to result (a ct_sni_result).
+ */
+void ct_stats_sni(int result);
 
 /**
  * The name of refusal reason i (below CT_STATS_REFUSALS).
