@@ -184,6 +184,7 @@ static int join_client(request_rec *r, const ct_server_conf *conf,
         return ct_report_refusal(r, HTTP_SERVICE_UNAVAILABLE, CT_PS_LIMIT,
                                  "Too many clients are being served.");
     }
+    bw->cword = &ct_bw_clients->slots[bw->slot].word;
     for (d = 0; d < 2; d++) {
         if (bw->dir[d].client.rate) {
             bw->dir[d].ctat = &ct_bw_clients->slots[bw->slot].tat[d];
@@ -231,4 +232,5 @@ void ct_bandwidth_release(ct_bw *bw)
         ct_bw_slot_leave(ct_bw_clients, bw->slot);
     }
     bw->slot = -1;
+    bw->cword = NULL;
 }

@@ -27,18 +27,24 @@ static apr_uint64_t min64(apr_uint64_t a, apr_uint64_t b)
     return a < b ? a : b;
 }
 
-/* The least a direction reads at once: the chunk, or a smaller burst. */
+/* The least a direction reads at once: a hundredth of a second's worth
+ * of its lower rate, at least the minimum chunk; at most a burst, and at
+ * most what one read takes from a client's budget. */
 static apr_uint64_t floor_of(const ct_bw_dir *x)
 {
-    apr_uint64_t f = CT_BW_MIN_CHUNK;
+    apr_uint64_t rate = 0, cap = CT_BW_MAX, f;
 
     if (x->tunnel.rate) {
-        f = min64(f, x->tunnel.burst);
+        rate = x->tunnel.rate;
+        cap = x->tunnel.burst;
     }
     if (x->ctat) {
-        f = min64(f, x->client.burst);
+        rate = rate ? min64(rate, x->client.rate) : x->client.rate;
+        cap = min64(cap, min64(x->client.burst, CT_BW_CLIENT_CHUNK));
     }
-    return f;
+    f = rate / CT_BW_WAKES;
+    f = f > CT_BW_MIN_CHUNK ? f : CT_BW_MIN_CHUNK;
+    return min64(f, cap);
 }
 
 apr_size_t ct_bw_allow(ct_bw *bw, int d, apr_time_t now, apr_size_t want)
@@ -88,8 +94,12 @@ apr_time_t ct_bw_resume(const ct_bw *bw, int d, apr_time_t now)
         wait = w > wait ? w : wait;
     }
     if (x->ctat) {
+        apr_uint64_t n = bw->cword ? apr_atomic_read64(bw->cword)
+                                     & CT_BW_COUNT_MASK : 1;
+
+        n = min64(f * (n ? n : 1), x->client.burst);
         w = ct_bucket_wait(&x->client, apr_atomic_read64(x->ctat),
-                           (apr_uint64_t)now, f);
+                           (apr_uint64_t)now, n > f ? n : f);
         wait = w > wait ? w : wait;
     }
     return now + (apr_time_t)wait;

@@ -27,6 +27,11 @@
  * waits until this much (or the whole burst, if smaller) may move. */
 #define CT_BW_MIN_CHUNK (16 * 1024)
 
+/* Wake-ups per second a waiting direction aims at: at high rates it
+ * waits for a hundredth of a second's worth rather than the minimum
+ * chunk, so that its cost per byte stays near an unlimited tunnel's. */
+#define CT_BW_WAKES 100
+
 /* What one read takes at most from a client's shared budget, so that the
  * client's tunnels take turns at this granularity. */
 #define CT_BW_CLIENT_CHUNK (64 * 1024)
@@ -46,6 +51,7 @@ typedef struct {
  * moves with the tunnel to a reactor. */
 typedef struct {
     ct_bw_dir dir[2];
+    volatile apr_uint64_t *cword;   /* the client's entry's word, or NULL */
     int slot;                   /* the client's entry, or -1 */
 } ct_bw;
 
@@ -61,7 +67,10 @@ apr_size_t ct_bw_allow(ct_bw *bw, int d, apr_time_t now, apr_size_t want);
 void ct_bw_charge(ct_bw *bw, int d, apr_time_t now, apr_size_t n);
 
 /**
- * When direction d, refused by ct_bw_allow(), may try again.
+ * When direction d, refused by ct_bw_allow(), may try again: when its
+ * own budget has room for a read, and its client's for a read by each
+ * of the client's tunnels (so that they wake once per round, not once
+ * per read, and each finds its share).
  */
 apr_time_t ct_bw_resume(const ct_bw *bw, int d, apr_time_t now);
 
