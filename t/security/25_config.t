@@ -47,6 +47,10 @@ my @good = (
     [ 'ConnectTunnelClientPrefix 24',             'an IPv4 client prefix' ],
     [ 'ConnectTunnelClientPrefix 32 56',          'both client prefixes' ],
     [ 'ConnectTunnelClientPrefix 0 128',          'the shortest and longest' ],
+    [ 'ConnectTunnelBandwidth 5M',                'a rate both ways' ],
+    [ 'ConnectTunnelBandwidth up 64k 16k',        'a rate and burst up' ],
+    [ 'ConnectTunnelBandwidth DOWN 0',            'no limit down' ],
+    [ 'ConnectTunnelClientBandwidth 1G 10M',      'a client rate and burst' ],
 );
 
 # [directive and value, the value the message must quote, what it is]
@@ -94,6 +98,12 @@ my @bad = (
     [ 'ConnectTunnelClientPrefix 24 129',  '129',          'IPv6 client prefix > 128' ],
     [ 'ConnectTunnelClientPrefix /24',     '/24',          'a slash' ],
     [ 'ConnectTunnelClientPrefix 24 64x',  '64x',          'a letter' ],
+    [ 'ConnectTunnelBandwidth 1.5M',       '1.5M',         'a fractional rate' ],
+    [ 'ConnectTunnelBandwidth 5MB',        '5MB',          'a unit after M' ],
+    [ 'ConnectTunnelBandwidth sideways 5M 1M', 'sideways', 'no such direction' ],
+    [ 'ConnectTunnelBandwidth up 5M 0',    '0',            'a burst of 0' ],
+    [ 'ConnectTunnelClientBandwidth -1',   '-1',           'a negative rate' ],
+    [ 'ConnectTunnelClientBandwidth 2000G', '2000G',       'above 1 TB/s' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
@@ -102,7 +112,8 @@ my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelSetupTimeout
                      ConnectTunnelMaxLifetime ConnectTunnelMaxTunnels
                      ConnectTunnelMaxTunnelsPerChild
                      ConnectTunnelMaxTunnelsPerClient
-                     ConnectTunnelClientPrefix);
+                     ConnectTunnelClientPrefix ConnectTunnelBandwidth
+                     ConnectTunnelClientBandwidth);
 
 plan tests => @good + 2 * @bad + 2 + @server_only;
 
