@@ -33,6 +33,7 @@
 #include "ct_splice.h"
 #include "ct_limits.h"
 #include "ct_throttle.h"
+#include "ct_bandwidth.h"
 #include "ct_origin.h"
 #include "ct_resolve.h"
 #include "ct_via.h"
@@ -346,6 +347,14 @@ static const command_rec ct_cmds[] = {
                    "New tunnels a second to one destination host, and how "
                    "many may come at once (default 0: no limit; burst: the "
                    "rate)"),
+    AP_INIT_TAKE123("ConnectTunnelBandwidth", ct_bandwidth_set, NULL,
+                    RSRC_CONF, "[up|down] rate [burst]: bytes per second "
+                    "each tunnel may move (k, M, G: powers of 1000; "
+                    "default 0: no limit)"),
+    AP_INIT_TAKE123("ConnectTunnelClientBandwidth", ct_bandwidth_set,
+                    (void *)1, RSRC_CONF, "[up|down] rate [burst]: bytes "
+                    "per second all tunnels of one client may move "
+                    "(default 0: no limit)"),
     { NULL }
 };
 
@@ -438,6 +447,7 @@ static int ct_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ct_stats_post_config(pconf, s) != APR_SUCCESS
         || ct_limits_post_config(pconf, s) != APR_SUCCESS
         || ct_throttle_post_config(pconf, s) != APR_SUCCESS
+        || ct_bandwidth_post_config(pconf, s) != APR_SUCCESS
         || ct_report_open_log(pconf, s, main_conf(s)->log) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }

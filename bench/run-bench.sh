@@ -15,7 +15,8 @@
 #   BENCH_ROUNDS            rounds of each scenario (quick 3, full 5)
 #   BENCH_VERIFY            0 skips the byte-by-byte check of bulk data
 #   BENCH_SKIP              words from: bulk pingpong setup setupstrace
-#                           cpu strace callgrind idle raised debian; those
+#                           cpu strace callgrind idle raised debian
+#                           bandwidth; those
 #                           parts are skipped
 #   BENCH_HELLO             1: each setup tunnel's message is a 512-byte
 #                           TLS ClientHello naming localhost instead of
@@ -72,7 +73,8 @@ quick)
     STRACE_SIZES="16 64"        # MiB
     CG_SIZES="16 48"            # MiB
     IDLE_COUNTS="1000 5000 10000"
-    OPEN_TIMEOUT=2 STALL_TIMEOUT=5 ;;
+    OPEN_TIMEOUT=2 STALL_TIMEOUT=5
+    BW_RATE=20000000 BW_SECS=5 ;;     # bytes/s; seconds per run
 full)
     ROUNDS=${BENCH_ROUNDS:-5}
     BULK=1G BULK8=128M
@@ -80,7 +82,8 @@ full)
     STRACE_SIZES="64 256"
     CG_SIZES="16 48"
     IDLE_COUNTS="1000 5000 10000"
-    OPEN_TIMEOUT=3 STALL_TIMEOUT=10 ;;
+    OPEN_TIMEOUT=3 STALL_TIMEOUT=10
+    BW_RATE=20000000 BW_SECS=10 ;;
 *)
     echo "usage: $0 quick|full" >&2
     exit 2 ;;
@@ -422,6 +425,8 @@ proxy_port_of() {
     ours_raised) echo $((PORT_BASE + 14)) ;;
     extra_raised) echo $((PORT_BASE + 15)) ;;
     nginx) echo $((PORT_BASE + 18)) ;;
+    ours_bw) echo $((PORT_BASE + 6)) ;;
+    ours_bwc) echo $((PORT_BASE + 7)) ;;
     esac
 }
 
@@ -563,6 +568,78 @@ scenario_bulk() {
             done
         done
     done
+}
+
+# Bandwidth limits, ours only: a second instance of our module whose main
+# server limits each tunnel to BW_RATE bytes/s and whose virtual host on
+# the next port limits each client to the same.  One tunnel runs about
+# BW_SECS seconds each way; eight tunnels of one client share the client
+# limit.  Rows: the rate measured (MB/s, powers of 1000 as the directive
+# counts) and its accuracy against the limit; the proxy's CPU per second
+# and per GiB limited, and per GiB for the same bytes unlimited (the
+# "ours" instance) next to it.
+scenario_bandwidth() {
+    local r dir line port2 hz t0 t1 secs bytes parent mode origin
+    local total=$((BW_RATE * BW_SECS))
+    hz=$(getconf CLK_TCK)
+    port2=$(proxy_port_of ours_bwc)
+    gen_conf ours_bw "$(proxy_port_of ours_bw)" "$MPM_STD" \
+        "$(module_lines ours)
+ConnectTunnelBandwidth $BW_RATE
+Listen 127.0.0.1:$port2
+<VirtualHost 127.0.0.1:$port2>
+ConnectTunnelBandwidth 0
+ConnectTunnelClientBandwidth $BW_RATE
+</VirtualHost>" || { note "ours_bw: bad configuration"; return; }
+    start_httpd ours_bw "$(proxy_port_of ours_bw)" \
+        || { note "ours_bw did not start"; return; }
+    parent=$(parent_of ours_bw)
+    for r in $(seq 1 "$ROUNDS"); do
+        log "bandwidth: round $r/$ROUNDS"
+        for dir in down up; do
+            if [ $dir = up ]; then
+                mode=bulk-up origin=$P_SINK
+            else
+                mode=bulk-down origin=$P_SOURCE
+            fi
+            t0=$(cpu_ticks "$parent")
+            line=$(load ours_bw "bw-$dir-1" --mode $mode --origin "$origin" \
+                   --bytes "$total")
+            t1=$(cpu_ticks "$parent")
+            [ "$(kv "$line" failed)" = 0 ] || continue
+            secs=$(kv "$line" seconds) bytes=$(kv "$line" bytes)
+            bw_rows "bw_${dir}_1" "$bytes" "$secs" $((t1 - t0)) "$hz"
+            t0=$(cpu_ticks "$(parent_of ours)")
+            line=$(load ours "bw-$dir-free" --mode $mode --origin "$origin" \
+                   --bytes "$total")
+            t1=$(cpu_ticks "$(parent_of ours)")
+            [ "$(kv "$line" failed)" = 0 ] || continue
+            add "bwfree_${dir}_gib" ours "$(awk -v d=$((t1 - t0)) \
+                -v hz="$hz" -v b="$(kv "$line" bytes)" \
+                'BEGIN { printf "%.3f", d / hz / (b / 1073741824) }')"
+        done
+        t0=$(cpu_ticks "$parent")
+        line=$(load ours_bwc bw-client8 --mode bulk-down --tunnels 8 \
+               --origin "$P_SOURCE" --bytes $((total / 8)))
+        t1=$(cpu_ticks "$parent")
+        [ "$(kv "$line" failed)" = 0 ] || continue
+        bw_rows bw_client8 "$(kv "$line" bytes)" "$(kv "$line" seconds)" \
+            $((t1 - t0)) "$hz"
+    done
+    stop_httpd ours_bw
+}
+
+# The rows of one limited run: KEY BYTES SECONDS TICKS HZ.
+bw_rows() {
+    local k=$1 b=$2 s=$3 d=$4 hz=$5
+    add "${k}_mbs" ours "$(awk -v b="$b" -v s="$s" \
+        'BEGIN { printf "%.3f", b / s / 1e6 }')"
+    add "${k}_acc" ours "$(awk -v b="$b" -v s="$s" -v l="$BW_RATE" \
+        'BEGIN { printf "%.1f", 100 * b / s / l }')"
+    add "${k}_cpus" ours "$(awk -v d="$d" -v s="$s" -v hz="$hz" \
+        'BEGIN { printf "%.1f", 1000 * d / hz / s }')"
+    add "${k}_gib" ours "$(awk -v d="$d" -v hz="$hz" -v b="$b" \
+        'BEGIN { printf "%.3f", d / hz / (b / 1073741824) }')"
 }
 
 # Pin client, origin and every proxy thread to CPU 0, or undo it.
@@ -952,7 +1029,26 @@ describe() {
                                          "held tunnel (KiB, ↓)" ;;
     idle*_thr|raised*_thr|deb*_thr) echo "$(idle_label "$k"): proxy" \
                                          "threads" ;;
+    bw_*|bwfree_*) bw_label "$k" ;;
     *) echo "$k" ;;
+    esac
+}
+
+bw_label() {
+    local k=$1 what lim="$(awk -v r="$BW_RATE" 'BEGIN { print r / 1e6 }')"
+    case $k in
+    bw_down_1_*) what="bandwidth: 1 tunnel down, limit $lim MB/s" ;;
+    bw_up_1_*) what="bandwidth: 1 tunnel up, limit $lim MB/s" ;;
+    bw_client8_*) what="bandwidth: 8 tunnels down, client limit $lim MB/s" ;;
+    bwfree_*) echo "bandwidth: the same bytes ${k#bwfree_}, no limit:" \
+                   "proxy CPU per GiB (s, ↓)" | sed 's/_gib//'
+              return ;;
+    esac
+    case $k in
+    *_mbs) echo "$what: measured (MB/s)" ;;
+    *_acc) echo "$what: measured / limit (%)" ;;
+    *_cpus) echo "$what: proxy CPU (ms per s, ↓)" ;;
+    *_gib) echo "$what: proxy CPU per GiB (s, ↓)" ;;
     esac
 }
 
@@ -977,7 +1073,8 @@ fmt() {
 ordered_rows() {
     local pat k
     for pat in 'bulk_*' 'cpu_*' 'sys_*' 'ir_*' 'pp_*_free_*' 'pp_*_pinned_*' \
-               'setup_*' 'tsys_*' 'idle*' 'raised*' 'deb*'; do
+               'setup_*' 'tsys_*' 'bw_*' 'bwfree_*' 'idle*' 'raised*' \
+               'deb*'; do
         for k in "${ROWS[@]}"; do
             # shellcheck disable=SC2254
             case $k in $pat) echo "$k" ;; esac
@@ -1132,6 +1229,7 @@ main() {
     skipped setup || scenario_setup
     skipped setupstrace || scenario_setup_strace
     skipped strace || scenario_strace
+    skipped bandwidth || scenario_bandwidth
     skipped idle || scenario_idle
     for t in stock ours ${EXTRA_LOCAL:+extra} ${NGINX:+nginx}; do
         stop_httpd "$t"

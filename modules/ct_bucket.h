@@ -125,4 +125,34 @@ static APR_INLINE void ct_bucket_give_shared(const ct_bucket_conf *c,
     }
 }
 
+/*
+ * Charge n units already moved, whatever the room: a taker that moved
+ * more than it was granted (several takers raced for one shared word)
+ * runs the word ahead, and waits that much longer next time, so the rate
+ * holds over time.
+ */
+static APR_INLINE void ct_bucket_charge(const ct_bucket_conf *c,
+                                        apr_uint64_t *tat, apr_uint64_t now,
+                                        apr_uint64_t n)
+{
+    *tat = (*tat > now ? *tat : now) + ct_bucket_cost(c, n);
+}
+
+/* The same on a word in shared memory. */
+static APR_INLINE void ct_bucket_charge_shared(const ct_bucket_conf *c,
+                                               volatile apr_uint64_t *tat,
+                                               apr_uint64_t now,
+                                               apr_uint64_t n)
+{
+    for (;;) {
+        apr_uint64_t old = apr_atomic_read64(tat);
+        apr_uint64_t mine = old;
+
+        ct_bucket_charge(c, &mine, now, n);
+        if (apr_atomic_cas64(tat, mine, old) == old) {
+            return;
+        }
+    }
+}
+
 #endif /* CT_BUCKET_H */

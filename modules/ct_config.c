@@ -25,6 +25,7 @@
 void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
 {
     ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    int i;
 
     (void)s;
     conf->zero_copy = CT_UNSET;
@@ -44,6 +45,9 @@ void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
     conf->handoff = CT_UNSET;
     conf->log_open = CT_UNSET;
     conf->reactors = CT_UNSET;
+    for (i = 0; i < 2; i++) {
+        conf->bw_rate[i] = conf->cbw_rate[i] = CT_UNSET;
+    }
     return conf;
 }
 
@@ -51,6 +55,7 @@ void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
 {
     const ct_server_conf *base = basev, *add = addv;
     ct_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+    int i;
 
     /* A virtual host's AllowCONNECT list replaces the main server's. */
     conf->allow_ports = add->allow_ports ? add->allow_ports
@@ -74,6 +79,17 @@ void *ct_conf_merge_server(apr_pool_t *p, void *basev, void *addv)
                                                       : base->dest_rate;
     CT_MERGE(handoff);
     CT_MERGE(log_open);
+    /* A rate and its burst go together: a virtual host's rate does not
+     * take the main server's burst. */
+    for (i = 0; i < 2; i++) {
+        const ct_server_conf *t = add->bw_rate[i] != CT_UNSET ? add : base;
+        const ct_server_conf *c = add->cbw_rate[i] != CT_UNSET ? add : base;
+
+        conf->bw_rate[i] = t->bw_rate[i];
+        conf->bw_burst[i] = t->bw_burst[i];
+        conf->cbw_rate[i] = c->cbw_rate[i];
+        conf->cbw_burst[i] = c->cbw_burst[i];
+    }
     return conf;
 }
 

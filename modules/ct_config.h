@@ -101,6 +101,13 @@ typedef struct {
     ct_rate_conf dest_rate;     /* ConnectTunnelDestinationRate */
     int handoff;                /* ConnectTunnelHandoff */
     int log_open;               /* ConnectTunnelLogOpen */
+    /* ConnectTunnelBandwidth (bw_) and ConnectTunnelClientBandwidth
+     * (cbw_), per direction (CT_BW_UP, CT_BW_DOWN), in bytes per second
+     * and bytes; a rate of 0 is no limit, a burst of 0 the default. */
+    apr_int64_t bw_rate[2];
+    apr_int64_t bw_burst[2];
+    apr_int64_t cbw_rate[2];
+    apr_int64_t cbw_burst[2];
     /* Main server only: */
     int reactors;               /* ConnectTunnelReactorThreads */
     int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */

@@ -29,6 +29,7 @@
 #include "ct_limits.h"
 #include "ct_reactor.h"
 #include "ct_accesslog.h"
+#include "ct_bandwidth.h"
 #include "ct_stats.h"
 #include "ct_head.h"
 #include "ct_control.h"
@@ -438,7 +439,7 @@ static apr_status_t send_established(request_rec *r)
  * socket without a shutdown because the connection is marked.
  */
 static int hand_off(request_rec *r, const ct_settings *s,
-                    const char *target, ct_tunnel *tunnel)
+                    const char *target, ct_tunnel *tunnel, ct_bw *bw)
 {
     ct_conn_state *st = ct_conn_state_get(r->connection);
     ct_handoff h;
@@ -461,6 +462,11 @@ static int hand_off(request_rec *r, const ct_settings *s,
     h.target = target;
     h.address = apr_table_get(r->notes, CT_NOTE_ADDRESS);
     ct_limits_detach(r, &h.limits);
+    if (bw != NULL) {
+        ct_bandwidth_detach(r, bw);
+        h.bw = *bw;
+        h.limited = 1;
+    }
     st->handed_off = 1;
     ct_report_handed_off(r, tunnel);
     if (s->log_open) {
@@ -506,7 +512,7 @@ static void show_tunnel(request_rec *r, const char *target)
 
 /* Step 8: relay until the tunnel ends, then account for it. */
 static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
-                  ct_origin *o)
+                  ct_origin *o, ct_bw *bw)
 {
     const char *target = ct_target_authority(r->pool, t);
     ct_tunnel *tunnel;
@@ -516,6 +522,7 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
     rv = ct_tunnel_create(&tunnel, r, o->sock, s->bufsize, s->zero_copy);
     if (rv == APR_SUCCESS) {
         ct_tunnel_set_timeouts(tunnel, s->idle_timeout, s->max_lifetime);
+        ct_tunnel_set_bandwidth(tunnel, bw);
     }
     if (rv == APR_SUCCESS) {
         rv = ct_tunnel_prime_client(tunnel, o->early, o->early_len);
@@ -537,7 +544,7 @@ static void relay(request_rec *r, const ct_settings *s, const ct_target *t,
                       s->max_lifetime);
         return;
     }
-    if (hand_off(r, s, target, tunnel)) {
+    if (hand_off(r, s, target, tunnel, bw)) {
         return;
     }
     show_tunnel(r, target);
@@ -566,6 +573,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     ct_setup setup;
     ct_target t, dial;
     ct_origin o;
+    ct_bw *bw = NULL;
     apr_status_t rv;
     int rc;
 
@@ -606,6 +614,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
         || (rc = check_override(r, pconf, &t, &dial, &pol)) != OK
         || (rc = check_bind(r, &setup)) != OK
         || (rc = ct_limits_acquire(r, &dial)) != OK
+        || (rc = ct_bandwidth_acquire(r, &bw)) != OK
         || (rc = ct_origin_open(r, pconf, &dial, &pol, proxyname,
                                 proxyport, &setup, &o)) != OK) {
         if (proxyname && rc == HTTP_BAD_GATEWAY) {
@@ -625,7 +634,7 @@ int ct_handle_connect(request_rec *r, proxy_server_conf *pconf,
     else {
         /* 8. relay (here or in a reactor) and report */
         ct_report_opened(r);
-        relay(r, &s, &t, &o);
+        relay(r, &s, &t, &o, bw);
     }
     /* The origin is closed at once: no lingering in the worker. */
     apr_socket_close(o.sock);

@@ -29,6 +29,7 @@
 #include "ct_limits.h"
 #include "ct_reactor.h"
 #include "ct_accesslog.h"
+#include "ct_bandwidth.h"
 
 #if defined(__linux__)
 
@@ -100,8 +101,12 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
         close(t->fd[i]);
     }
     ct_rtunnel_release(t);
+    ct_rtunnel_untime(t);
     record_end(t);
     ct_limits_release(&t->limits);
+    if (t->limited) {
+        ct_bandwidth_release(&t->bw);
+    }
     if (t->prev) {
         t->prev->next = t->next;
     }
@@ -254,6 +259,39 @@ static int sweep_wait(const ct_reactor *re, apr_time_t last_sweep)
     return (int)((left + 999) / 1000);
 }
 
+/* Bandwidth hook: epoll waits no longer than the earliest end of a
+ * tunnel's wait for its budget. */
+static int loop_wait(const ct_reactor *re, apr_time_t last_sweep)
+{
+    int ms = sweep_wait(re, last_sweep);
+    apr_time_t at = ct_rtunnel_next_timer(re);
+    apr_interval_time_t left;
+    int tms;
+
+    if (at == 0) {
+        return ms;
+    }
+    left = at - apr_time_now();
+    tms = left <= 0 ? 0 : (int)((left + 999) / 1000);
+    return ms < 0 || tms < ms ? tms : ms;
+}
+
+/* Bandwidth hook: pump the tunnels whose wait for their budget is over. */
+static void run_timers(ct_reactor *re)
+{
+    apr_time_t now = apr_time_now();
+    ct_rtunnel *t, *next;
+    ct_end end;
+
+    for (t = re->timed; t != NULL; t = next) {
+        next = t->tnext;
+        if (t->resume <= now
+            && (end = ct_rtunnel_pump(t, 0)) != CT_END_NONE) {
+            finish(re, t, end);
+        }
+    }
+}
+
 static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 {
     ct_reactor *re = data;
@@ -263,7 +301,7 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
 
     while (!apr_atomic_read32(&re->stop)) {
         n = epoll_wait(re->epfd, events, CT_EVENTS,
-                       sweep_wait(re, last_sweep));
+                       loop_wait(re, last_sweep));
         if (n < 0 && errno != EINTR) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, errno, ct_server,
                          CT_LOGNO(00072) "reactor: epoll_wait failed");
@@ -277,6 +315,9 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
             else {
                 on_event(re, &events[i]);
             }
+        }
+        if (re->timed) {
+            run_timers(re);
         }
         now = apr_time_now();
         if (now - last_sweep >= CT_SWEEP) {
@@ -402,6 +443,9 @@ static void abandon(ct_rtunnel *t)
     }
     record_end(t);
     ct_limits_release(&t->limits);
+    if (t->limited) {
+        ct_bandwidth_release(&t->bw);
+    }
     apr_atomic_dec32(&ct_reserved);
 }
 
@@ -433,6 +477,8 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     t->up0 = h->up;
     t->down0 = h->down;
     t->limits = h->limits;
+    t->limited = h->limited;
+    t->bw = h->bw;
     t->alog = h->alog;
     apr_cpystrn(t->client, h->client, sizeof(t->client));
     apr_cpystrn(t->target, h->target, sizeof(t->target));

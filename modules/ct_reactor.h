@@ -14,6 +14,7 @@
 #include "httpd.h"
 
 #include "ct_limits.h"
+#include "ct_bw.h"
 
 /* Reads and partial-write buffers of a reactor (one scratch per thread). */
 #define CT_REACTOR_BUFSIZE (64 * 1024)
@@ -43,6 +44,8 @@ typedef struct ct_handoff_s {
     const char *target;         /* host:port as validated */
     const char *address;        /* address dialled */
     ct_limit_hold limits;       /* released when the tunnel ends */
+    int limited;                /* bw applies */
+    ct_bw bw;                   /* bandwidth limits, released at the end */
     struct ct_alog *alog;       /* its access-log line, or NULL */
 } ct_handoff;
 

@@ -18,6 +18,7 @@
 #include "ct_relay.h"
 #include "ct_limits.h"
 #include "ct_splice.h"
+#include "ct_bw.h"
 #include "ct_reactor.h"
 
 /* Largest number of reactor threads a child runs. */
@@ -75,6 +76,8 @@ typedef struct {
     unsigned int eof:1;
     unsigned int shut:1;
     unsigned int drained:1;     /* not to be read again this wake-up */
+    unsigned int throttled:1;   /* out of bandwidth budget until resume */
+    apr_time_t resume;
 } ct_rdir;
 
 /* What epoll hands back: the tunnel and which of its sockets. */
@@ -106,6 +109,12 @@ struct ct_rtunnel {
     int nohalfclose;
     int zero_copy;
     ct_limit_hold limits;       /* given back when it ends */
+    int limited;                /* bw applies */
+    ct_bw bw;                   /* bandwidth limits, left when it ends */
+    ct_rtunnel *tnext;          /* on the reactor's timer list while a */
+    ct_rtunnel *tprev;          /* direction waits for its budget */
+    int timed;
+    apr_time_t resume;          /* the earliest such wait ends */
     ct_end end;                 /* CT_END_NONE while it runs */
     struct ct_alog *alog;       /* its access-log line, or NULL */
     char client[48];
@@ -127,6 +136,7 @@ struct ct_reactor {
     ct_rpipe *spare_pipes;      /* closed records for reuse */
     int nfree_pipes;
     ct_rtunnel *live;           /* reactor thread only */
+    ct_rtunnel *timed;          /* waiting for bandwidth: reactor thread */
     ct_rtunnel *dead;           /* closed in this batch, freed after it */
     char *scratch;
     int index;                  /* for log lines */
@@ -148,6 +158,16 @@ struct ct_reactor {
  * wake-up.  @return CT_END_NONE while the tunnel goes on
  */
 ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable);
+
+/**
+ * Take the tunnel off its reactor's timer list (it ends).
+ */
+void ct_rtunnel_untime(ct_rtunnel *t);
+
+/**
+ * When the earliest bandwidth wait of the reactor's tunnels ends, or 0.
+ */
+apr_time_t ct_rtunnel_next_timer(const ct_reactor *re);
 
 /**
  * Stop watching one of the tunnel's sockets.

@@ -278,6 +278,44 @@ void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
     t->deadline = lifetime > 0 ? t->opened + lifetime : 0;
 }
 
+void ct_tunnel_set_bandwidth(ct_tunnel *t, ct_bw *bw)
+{
+    t->bw = bw;
+}
+
+/*
+ * Bandwidth hook: the bytes direction d may read now, at most want.  0
+ * when its budget is spent: the direction then reads nothing and waits
+ * for no readability (want_read stays 0), and the loop polls no longer
+ * than t->resume, when the budget has room again.
+ */
+static apr_size_t bw_room(ct_tunnel *t, int d, apr_size_t want)
+{
+    apr_time_t now, at;
+    apr_size_t n;
+
+    if (t->bw == NULL) {
+        return want;
+    }
+    now = apr_time_now();
+    n = ct_bw_allow(t->bw, d, now, want);
+    if (n == 0) {
+        at = ct_bw_resume(t->bw, d, now);
+        if (t->resume == 0 || at < t->resume) {
+            t->resume = at;
+        }
+    }
+    return n;
+}
+
+/* Bandwidth hook: charge n bytes direction d read. */
+static void bw_charge(ct_tunnel *t, int d, apr_size_t n)
+{
+    if (t->bw != NULL && n > 0) {
+        ct_bw_charge(t->bw, d, apr_time_now(), n);
+    }
+}
+
 /* Write what the core output filter holds, without blocking. */
 static apr_status_t flush_client(ct_tunnel *t)
 {
@@ -446,7 +484,7 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
 {
     int src = up ? t->client_fd : t->origin_fd;
     int dst = up ? t->origin_fd : t->client_fd;
-    apr_size_t n;
+    apr_size_t n, max;
     apr_status_t rv;
 
     flow->want_read = flow->want_write = 0;
@@ -471,8 +509,14 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
     if (flow->eof) {
         return finish_flow(t, flow, up);
     }
-    rv = ct_splice_in(flow->pipe, src, &n);
+    max = bw_room(t, up ? CT_BW_UP : CT_BW_DOWN,
+                  flow->pipe->capacity - flow->pipe->pending);
+    if (max == 0) {
+        return CT_END_NONE;
+    }
+    rv = ct_splice_in(flow->pipe, src, max, &n);
     if (rv == APR_SUCCESS) {
+        bw_charge(t, up ? CT_BW_UP : CT_BW_DOWN, n);
         t->moved = 1;
         if (up && ct_logio_in) {
             ct_logio_in(t->c, (apr_off_t)n);
@@ -546,9 +590,12 @@ apr_status_t ct_tunnel_take_input(ct_tunnel *t)
  */
 static ct_end recv_up(ct_tunnel *t)
 {
-    apr_size_t len = t->bufsize;
+    apr_size_t len = bw_room(t, CT_BW_UP, t->bufsize);
     apr_status_t rv = APR_SUCCESS;
 
+    if (len == 0) {
+        return CT_END_NONE;
+    }
     if (!t->restore_timeout) {
         /* A read that waits would stall the other direction. */
         rv = apr_socket_timeout_get(t->client, &t->client_timeout);
@@ -569,6 +616,7 @@ static ct_end recv_up(ct_tunnel *t)
     if (len > 0) {
         APR_BRIGADE_INSERT_TAIL(t->bb_up, apr_bucket_transient_create(
                                     t->upbuf, len, t->c->bucket_alloc));
+        bw_charge(t, CT_BW_UP, len);
         t->moved = 1;
         if (ct_logio_in) {
             ct_logio_in(t->c, (apr_off_t)len);
@@ -653,6 +701,8 @@ static ct_end stream_after_end(ct_tunnel *t)
 static ct_end pump_up(ct_tunnel *t)
 {
     apr_status_t rv;
+    apr_size_t room;
+    apr_off_t got;
 
     /* Bytes read through the filters go out before any spliced ones. */
     if (t->up.pipe && APR_BRIGADE_EMPTY(t->bb_up)) {
@@ -700,8 +750,11 @@ static ct_end pump_up(ct_tunnel *t)
         }
         return recv_up(t);
     }
+    if ((room = bw_room(t, CT_BW_UP, t->bufsize)) == 0) {
+        return CT_END_NONE;
+    }
     rv = ap_get_brigade(t->c->input_filters, t->bb_up, AP_MODE_READBYTES,
-                        APR_NONBLOCK_READ, t->bufsize);
+                        APR_NONBLOCK_READ, room);
     if (APR_STATUS_IS_EOF(rv)) {
         /* A change of state: the next round propagates it. */
         t->up.eof = 1;
@@ -717,6 +770,11 @@ static ct_end pump_up(ct_tunnel *t)
         return CT_END_CLIENT_ERROR;
     }
     else {
+        /* bb_up was empty before this read (send_origin emptied it). */
+        if (t->bw != NULL && apr_brigade_length(t->bb_up, 1, &got)
+                             == APR_SUCCESS) {
+            bw_charge(t, CT_BW_UP, (apr_size_t)got);
+        }
         t->moved = 1;
     }
     return CT_END_NONE;
@@ -753,11 +811,15 @@ static ct_end pump_down(ct_tunnel *t)
     if (t->zero_copy && use_pipe(t, &t->down) == APR_SUCCESS) {
         return splice_flow(t, &t->down, 0);
     }
+    if ((len = bw_room(t, CT_BW_DOWN, len)) == 0) {
+        return CT_END_NONE;
+    }
     if (t->buf == NULL) {
         t->buf = apr_palloc(t->r->pool, t->bufsize);
     }
     rv = apr_socket_recv(t->origin, t->buf, &len);
     if (len > 0) {
+        bw_charge(t, CT_BW_DOWN, len);
         t->down.bytes += (apr_off_t)len;
         t->moved = 1;
         apr_status_t wrv = send_client(t, t->buf, len);
@@ -792,6 +854,7 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
         /* mod_http2 gave up the stream (a reset, or its connection). */
         return CT_END_CLIENT_ERROR;
     }
+    t->resume = 0;
     for (round = 0; round < CT_PUMP_ROUNDS; round++) {
         t->moved = 0;
         if ((end = pump_up(t)) != CT_END_NONE
@@ -819,6 +882,7 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
     w->origin = (t->down.want_read ? APR_POLLIN : 0)
                 | (t->up.want_write ? APR_POLLOUT : 0);
     w->again = round == CT_PUMP_ROUNDS;
+    w->resume = t->resume;
     t->moved = moved;
     return CT_END_NONE;
 }

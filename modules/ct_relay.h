@@ -15,6 +15,8 @@
 #include "httpd.h"
 #include "apr_network_io.h"
 
+#include "ct_bw.h"
+
 /* How a tunnel ended. */
 typedef enum {
     CT_END_NONE = 0,        /* still running */
@@ -34,6 +36,8 @@ typedef struct {
     apr_int16_t client;
     apr_int16_t origin;
     int again;              /* more can move at once: poll without waiting */
+    apr_time_t resume;      /* a direction waits for its bandwidth budget
+                             * until then: poll no longer; 0 if none */
 } ct_wants;
 
 typedef struct ct_tunnel ct_tunnel;
@@ -67,6 +71,12 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
  */
 void ct_tunnel_set_timeouts(ct_tunnel *t, apr_interval_time_t idle,
                             apr_interval_time_t lifetime);
+
+/**
+ * Limit the tunnel's bandwidth with bw (NULL: no limit), which must live
+ * as long as the tunnel.
+ */
+void ct_tunnel_set_bandwidth(ct_tunnel *t, ct_bw *bw);
 
 /**
  * Queue bytes for the client that arrived before the tunnel started

@@ -12,6 +12,7 @@
 #include "apr_poll.h"
 
 #include "ct_splice.h"
+#include "ct_bw.h"
 
 /* Steps of both directions per pump call before others get a turn. */
 #define CT_PUMP_ROUNDS 16
@@ -65,6 +66,9 @@ struct ct_tunnel {
     int origin_fd;
     apr_interval_time_t client_timeout; /* restored at the end */
     apr_time_t first_down;      /* the origin's first byte, or 0 */
+    ct_bw *bw;                  /* bandwidth limits, or NULL */
+    apr_time_t resume;          /* a direction waits for its budget until
+                                 * then (this pump call), or 0 */
 };
 
 /**

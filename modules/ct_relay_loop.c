@@ -118,6 +118,11 @@ static ct_end run_loop(ct_tunnel *t)
         if (t->deadline && wait > t->deadline - now) {
             wait = t->deadline - now;
         }
+        /* Bandwidth hook: a direction out of budget is not watched for
+         * readability; the loop wakes when the budget has room again. */
+        if (w.resume && wait > w.resume - now) {
+            wait = w.resume > now ? w.resume - now : 0;
+        }
         if ((rv = watch(t, CT_CLIENT, w.client)) != APR_SUCCESS
             || (rv = watch(t, CT_ORIGIN, w.origin)) != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, t->r, CT_LOGNO(00045)

@@ -57,6 +57,114 @@ static int set_events(ct_rtunnel *t, int side, apr_uint32_t events)
     return 0;
 }
 
+/*
+ * Bandwidth hook: the bytes direction i may read now, at most want.  0
+ * when its budget is spent: it reads nothing, is not watched for
+ * readability, and waits on the reactor's timer list until d->resume.
+ */
+static apr_size_t bw_room(ct_rtunnel *t, int i, apr_size_t want)
+{
+    ct_rdir *d = &t->dir[i];
+    apr_time_t now;
+    apr_size_t n;
+
+    if (!t->limited) {
+        return want;
+    }
+    now = apr_time_now();
+    n = ct_bw_allow(&t->bw, i, now, want);
+    if (n == 0) {
+        d->throttled = 1;
+        d->drained = 1;
+        d->resume = ct_bw_resume(&t->bw, i, now);
+    }
+    return n;
+}
+
+/* Bandwidth hook: charge n bytes direction i read. */
+static void bw_charge(ct_rtunnel *t, int i, apr_size_t n)
+{
+    if (t->limited && n > 0) {
+        ct_bw_charge(&t->bw, i, apr_time_now(), n);
+    }
+}
+
+/* Bandwidth hook, as a pump starts: a direction whose wait is over reads
+ * again; one still waiting reads nothing, whatever epoll said. */
+static void bw_wake(ct_rtunnel *t)
+{
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        ct_rdir *d = &t->dir[i];
+
+        if (d->throttled && now >= d->resume) {
+            d->throttled = 0;
+            d->drained = 0;
+        }
+        else if (d->throttled) {
+            d->drained = 1;
+        }
+    }
+}
+
+void ct_rtunnel_untime(ct_rtunnel *t)
+{
+    if (!t->timed) {
+        return;
+    }
+    if (t->tprev) {
+        t->tprev->tnext = t->tnext;
+    }
+    else {
+        t->owner->timed = t->tnext;
+    }
+    if (t->tnext) {
+        t->tnext->tprev = t->tprev;
+    }
+    t->tnext = t->tprev = NULL;
+    t->timed = 0;
+}
+
+/* Bandwidth hook, as a pump ends: on the timer list while a direction
+ * waits for its budget, off it otherwise. */
+static void bw_timer(ct_rtunnel *t)
+{
+    ct_rdir *up = &t->dir[0], *down = &t->dir[1];
+
+    if (!up->throttled && !down->throttled) {
+        ct_rtunnel_untime(t);
+        return;
+    }
+    t->resume = !up->throttled ? down->resume
+                : !down->throttled ? up->resume
+                : up->resume < down->resume ? up->resume : down->resume;
+    if (!t->timed) {
+        t->tprev = NULL;
+        t->tnext = t->owner->timed;
+        if (t->tnext) {
+            t->tnext->tprev = t;
+        }
+        t->owner->timed = t;
+        t->timed = 1;
+    }
+}
+
+/* A walk of the list: it holds only tunnels out of budget right now. */
+apr_time_t ct_rtunnel_next_timer(const ct_reactor *re)
+{
+    const ct_rtunnel *t;
+    apr_time_t at = 0;
+
+    for (t = re->timed; t != NULL; t = t->tnext) {
+        if (at == 0 || t->resume < at) {
+            at = t->resume;
+        }
+    }
+    return at;
+}
+
 /* Buffers are shared by the reactor thread and submitting workers. */
 ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re)
 {
@@ -182,7 +290,8 @@ static APR_INLINE void first_byte(ct_rtunnel *t, const ct_rdir *d)
 
 /* Read into a pipe and pass it on; the pipe goes back when idle. */
 static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
-                          ct_end src_err, ct_end dst_err, int *moved)
+                          ct_end src_err, ct_end dst_err, apr_size_t max,
+                          int *moved)
 {
     apr_size_t n;
     apr_status_t rv;
@@ -190,8 +299,10 @@ static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
     int err;
 
     want = d->pipe->p.capacity - d->pipe->p.pending;
-    rv = ct_splice_in(&d->pipe->p, src, &n);
+    want = max < want ? max : want;
+    rv = ct_splice_in(&d->pipe->p, src, want, &n);
     if (rv == APR_SUCCESS) {
+        bw_charge(t, d == &t->dir[0] ? 0 : 1, n);
         *moved = 1;
         t->last = apr_time_now();
         first_byte(t, d);
@@ -249,6 +360,7 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
     int src = t->fd[i], dst = t->fd[1 - i];
     ct_end src_err = i == 0 ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
     ct_end dst_err = i == 0 ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
+    apr_size_t room;
     ssize_t n, put;
     int rv;
 
@@ -290,10 +402,15 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
     if (d->drained) {
         return CT_END_NONE;
     }
-    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
-        return splice_step(t, d, src, dst, src_err, dst_err, moved);
+    room = bw_room(t, i, t->zero_copy ? CT_REACTOR_PIPE : CT_REACTOR_BUFSIZE);
+    if (room == 0) {
+        return CT_END_NONE;
     }
-    n = recv(src, t->owner->scratch, CT_REACTOR_BUFSIZE, MSG_DONTWAIT);
+    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
+        return splice_step(t, d, src, dst, src_err, dst_err, room, moved);
+    }
+    room = room < CT_REACTOR_BUFSIZE ? room : CT_REACTOR_BUFSIZE;
+    n = recv(src, t->owner->scratch, room, MSG_DONTWAIT);
     if (n == 0) {
         d->eof = 1;
         *moved = 1;
@@ -309,7 +426,8 @@ static ct_end step(ct_rtunnel *t, int i, int *moved)
     *moved = 1;
     t->last = apr_time_now();
     first_byte(t, d);
-    d->drained = n < CT_REACTOR_BUFSIZE;
+    bw_charge(t, i, (apr_size_t)n);
+    d->drained = (apr_size_t)n < room;
     put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (put < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -336,6 +454,9 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
 
     t->dir[0].drained = !(readable & CT_READ_CLIENT);
     t->dir[1].drained = !(readable & CT_READ_ORIGIN);
+    if (t->limited) {
+        bw_wake(t);
+    }
     for (round = 0; moved && round < CT_ROUNDS; round++) {
         moved = 0;
         if ((end = step(t, 0, &moved)) != CT_END_NONE
@@ -360,7 +481,7 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
         ct_rdir *in = &t->dir[side], *out = &t->dir[1 - side];
         apr_uint32_t events = 0;
 
-        if (!in->eof && held(in) == 0) {
+        if (!in->eof && held(in) == 0 && !in->throttled) {
             events |= EPOLLIN;
         }
         if (held(out) > 0) {
@@ -371,6 +492,9 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
                          CT_LOGNO(00070) "reactor: epoll_ctl failed");
             return CT_END_INTERNAL;
         }
+    }
+    if (t->limited) {
+        bw_timer(t);
     }
     /* Still more to read after CT_ROUNDS: level-triggered epoll says so
      * again at once. */

@@ -54,6 +54,10 @@ my @good = (
     [ 'ConnectTunnelClientRate 0',                'no client rate' ],
     [ 'ConnectTunnelClientRate 1 1000000',        'a rate and the largest burst' ],
     [ 'ConnectTunnelDestinationRate 100 200',     'a destination rate' ],
+    [ 'ConnectTunnelBandwidth 5M',                'a rate both ways' ],
+    [ 'ConnectTunnelBandwidth up 64k 16k',        'a rate and burst up' ],
+    [ 'ConnectTunnelBandwidth DOWN 0',            'no limit down' ],
+    [ 'ConnectTunnelClientBandwidth 1G 10M',      'a client rate and burst' ],
 );
 
 # [directive and value, the value the message must quote, what it is]
@@ -108,6 +112,12 @@ my @bad = (
     [ 'ConnectTunnelClientRate 1000001',   '1000001',      'rate too large' ],
     [ 'ConnectTunnelClientRate 10 0',      '0',            'a burst of 0' ],
     [ 'ConnectTunnelDestinationRate 10 x', 'x',            'a word for a burst' ],
+    [ 'ConnectTunnelBandwidth 1.5M',       '1.5M',         'a fractional rate' ],
+    [ 'ConnectTunnelBandwidth 5MB',        '5MB',          'a unit after M' ],
+    [ 'ConnectTunnelBandwidth sideways 5M 1M', 'sideways', 'no such direction' ],
+    [ 'ConnectTunnelBandwidth up 5M 0',    '0',            'a burst of 0' ],
+    [ 'ConnectTunnelClientBandwidth -1',   '-1',           'a negative rate' ],
+    [ 'ConnectTunnelClientBandwidth 2000G', '2000G',       'above 1 TB/s' ],
 );
 
 # Directives of the server only, not allowed in <Proxy>.
@@ -118,7 +128,8 @@ my @server_only = qw(ConnectTunnelConnectTimeout ConnectTunnelSetupTimeout
                      ConnectTunnelMaxTunnelsPerClient
                      ConnectTunnelClientPrefix
                      ConnectTunnelMaxTunnelsPerDestination
-                     ConnectTunnelClientRate ConnectTunnelDestinationRate);
+                     ConnectTunnelClientRate ConnectTunnelDestinationRate
+                     ConnectTunnelBandwidth ConnectTunnelClientBandwidth);
 
 plan tests => @good + 2 * @bad + 2 + @server_only;
 

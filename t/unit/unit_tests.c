@@ -29,6 +29,7 @@
 #include "ct_bucket.h"
 #include "ct_rates.h"
 #include "unit.h"
+#include "ct_bw.h"
 
 static int passed, failed;
 
@@ -1125,6 +1126,120 @@ static void test_rates_shared(apr_pool_t *p)
     apr_shm_destroy(shm);
 }
 
+/* Rates and sizes a bandwidth directive takes, as a table. */
+static const struct {
+    const char *in;
+    int zero_ok;
+    int ok;
+    apr_uint64_t want;
+    const char *why;
+} bw_parse_cases[] = {
+    { "1000", 0, 1, 1000, "plain digits" },
+    { "5M", 0, 1, 5000000, "M is 10^6" },
+    { "5m", 0, 1, 5000000, "m is M" },
+    { "64k", 0, 1, 64000, "k is 10^3" },
+    { "2G", 0, 1, 2000000000, "G is 10^9" },
+    { "0", 1, 1, 0, "0 where it means no limit" },
+    { "0", 0, 0, 0, "0 refused for a burst" },
+    { "", 1, 0, 0, "empty" },
+    { "M", 1, 0, 0, "a unit alone" },
+    { "1.5M", 1, 0, 0, "no fractions" },
+    { "5MB", 1, 0, 0, "trailing bytes" },
+    { "-1", 1, 0, 0, "negative" },
+    { "2000G", 1, 0, 0, "above 1 TB/s" },
+    { "99999999999999999999999", 1, 0, 0, "overflow" },
+};
+
+static void test_bw_parse(void)
+{
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bw_parse_cases) / sizeof(*bw_parse_cases); i++) {
+        apr_uint64_t v = 0;
+        int ok = ct_bw_parse(bw_parse_cases[i].in, bw_parse_cases[i].zero_ok,
+                             &v) == 0;
+
+        expect(ok == bw_parse_cases[i].ok
+               && (!ok || v == bw_parse_cases[i].want),
+               bw_parse_cases[i].why, bw_parse_cases[i].in);
+    }
+    expect(ct_bw_default_burst(1000000) == 100000, "burst: a tenth",
+           "1M");
+    expect(ct_bw_default_burst(50000) == CT_BW_MIN_CHUNK,
+           "burst: at least the chunk", "50k");
+    expect(ct_bw_default_burst(1000) == 1000, "burst: the rate if less",
+           "1k");
+}
+
+/* Simulated time: a direction at 1 MB/s moves 10 s worth, +- burst. */
+static void test_bw_rate(void)
+{
+    ct_bw bw;
+    apr_time_t now = apr_time_from_sec(1000);
+    apr_time_t end = now + apr_time_from_sec(10);
+    apr_uint64_t moved = 0;
+    int reads = 0, waits = 0, bad_wait = 0;
+
+    memset(&bw, 0, sizeof(bw));
+    bw.slot = -1;
+    bw.dir[CT_BW_DOWN].tunnel.rate = 1000000;
+    bw.dir[CT_BW_DOWN].tunnel.burst = 100000;
+    expect(ct_bw_allow(&bw, CT_BW_UP, now, 65536) == 65536,
+           "bw: an unlimited direction moves all", "up");
+    while (now < end) {
+        apr_size_t n = ct_bw_allow(&bw, CT_BW_DOWN, now, 65536);
+
+        if (n > 0) {
+            ct_bw_charge(&bw, CT_BW_DOWN, now, n);
+            moved += n;
+            reads++;
+            bad_wait |= n < CT_BW_MIN_CHUNK;
+        }
+        else {
+            apr_time_t at = ct_bw_resume(&bw, CT_BW_DOWN, now);
+
+            bad_wait |= at <= now;
+            now = at;
+            waits++;
+        }
+    }
+    expect(moved >= 10000000 && moved <= 10000000 + 100000 + 65536,
+           "bw: 10 s at 1 MB/s move 10 MB plus at most a burst and a read",
+           "1M");
+    expect(!bad_wait, "bw: no read below the chunk, no wait in the past",
+           "1M");
+    expect(waits < 2 * reads + 2, "bw: one wait per read at most",
+           "1M");
+}
+
+/* Two tunnels of a client share its word; a third client is apart. */
+static void test_bw_clients(apr_pool_t *p)
+{
+    ct_bw_table *t = apr_pcalloc(p, sizeof(*t));
+    apr_uint64_t a, b;
+    int i, j, k;
+
+    t->seed = 12345;
+    a = ct_bw_client_id(t, "client-a", 8);
+    b = ct_bw_client_id(t, "client-b", 8);
+    i = ct_bw_slot_join(t, a);
+    j = ct_bw_slot_join(t, a);
+    k = ct_bw_slot_join(t, b);
+    expect(i >= 0 && i == j && ct_bw_slot_count(t, i) == 2,
+           "bw table: one entry per client", "a twice");
+    expect(k >= 0 && k != i, "bw table: clients apart", "b");
+    ct_bw_slot_leave(t, i);
+    ct_bw_slot_leave(t, i);
+    expect(ct_bw_slot_count(t, i) == 0, "bw table: freed by its last",
+           "a");
+    for (j = 0; j < CT_BW_WINDOW; j++) {
+        /* Fill a's window with other clients' entries (same home). */
+        t->slots[(a + (apr_uint64_t)j) & (CT_BW_SLOTS - 1)].word = 1;
+    }
+    expect(ct_bw_slot_join(t, a) == -1, "bw table: a full window refuses",
+           "a");
+}
+
 int main(void)
 {
     apr_pool_t *p;
@@ -1155,6 +1270,9 @@ int main(void)
     test_net_equal();
     test_head();
     test_tls_hello(p);
+    test_bw_parse();
+    test_bw_rate();
+    test_bw_clients(p);
     apr_pool_destroy(p);
     apr_terminate();
     printf("%d passed, %d failed\n", passed, failed);
