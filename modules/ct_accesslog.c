@@ -30,11 +30,13 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "mod_log_config.h"
+#include "mpm_common.h"
 
 #include "ct_private.h"
 #include "ct_limits.h"
 #include "ct_report.h"
 #include "ct_accesslog.h"
+#include "ct_alog_needs.h"
 
 APR_DECLARE_OPTIONAL_FN(void, ap_logio_add_bytes_in,
                         (conn_rec *c, apr_off_t bytes));
@@ -49,10 +51,23 @@ enum {
     F_CONN_LOG_ID, F_COUNT
 };
 
+/* The format letters that read each of them (mod_log_config's %h reads
+ * the user agent's or the connection's host name, else its address). */
+static const char *const ct_field_letters[F_COUNT] = {
+    "r", "m", "U", "", "H", "V", "u", "", "R", "f", "q", "L", "ah", "h",
+    "ah", "A", "h", "L"
+};
+
 /* The tables kept. */
 enum {
     T_HEADERS_IN, T_HEADERS_OUT, T_ERR_HEADERS_OUT, T_NOTES, T_ENV,
     T_COUNT
+};
+
+/* The keys of each that a format may read. */
+static const int ct_table_keys[T_COUNT] = {
+    CT_ALOG_KEYS_IN, CT_ALOG_KEYS_OUT, CT_ALOG_KEYS_OUT, CT_ALOG_KEYS_NOTES,
+    CT_ALOG_KEYS_ENV
 };
 
 /* Size classes of records: every 32 bytes up to 1 KiB (a CONNECT's
@@ -106,8 +121,15 @@ static apr_pool_t *ct_fpool;
 static apr_thread_mutex_t *ct_flock;
 static ct_alog *ct_free[CT_ALOG_CLASSES];
 
-/* The logger thread and its queue (under ct_qlock). */
+/* What this server's logs read of a request (child_init). */
+static ct_alog_needs ct_needs;
+
+/* The logger thread, started with the first record (ct_tpool, ct_lfailed
+ * under ct_qlock), and its queue (under ct_qlock). */
+#define CT_LOGGER_STACK (256 * 1024)
 static apr_thread_t *ct_logger;
+static apr_pool_t *ct_tpool;
+static int ct_lfailed;
 static apr_thread_mutex_t *ct_qlock;
 static apr_thread_cond_t *ct_qcond;
 static ct_alog *ct_qhead, *ct_qtail;
@@ -168,6 +190,31 @@ static void fields_of(request_rec *r, const char *f[F_COUNT])
     f[F_CONN_LOG_ID] = c->log_id;
 }
 
+/* Forget the fields no format reads (n NULL: keep them all). */
+static void trim_fields(const char *f[F_COUNT], const ct_alog_needs *n)
+{
+    const char *l;
+    int i;
+
+    if (n == NULL || n->level != CT_ALOG_SOME) {
+        return;
+    }
+    for (i = 0; i < F_COUNT; i++) {
+        for (l = ct_field_letters[i]; *l && !n->letter[(int)*l]; l++) {
+        }
+        if (*l == '\0') {
+            f[i] = NULL;
+        }
+    }
+}
+
+/* Whether an entry of table i is kept (n NULL: every entry). */
+static int keep_entry(const ct_alog_needs *n, int i, const char *key)
+{
+    return n == NULL || n->level != CT_ALOG_SOME
+           || ct_alog_needs_key(n, ct_table_keys[i], key);
+}
+
 static void tables_of(request_rec *r, const apr_table_t *t[T_COUNT])
 {
     t[T_HEADERS_IN] = r->headers_in;
@@ -191,10 +238,12 @@ static apr_size_t put(char *text, apr_size_t at, const char *s)
 /*
  * Lay out the strings and tables in a->text, or (a NULL) only measure
  * them.  A string equal to an earlier one (the client's address is often
- * also the user agent's) is kept once.  @return the text's length
+ * also the user agent's) is kept once; table entries only if n says
+ * so.  @return the text's length
  */
 static apr_size_t pack(ct_alog *a, const char *f[F_COUNT],
-                       const apr_table_t *t[T_COUNT])
+                       const apr_table_t *t[T_COUNT],
+                       const ct_alog_needs *n)
 {
     char *text = a ? a->text : NULL;
     apr_size_t len = 0, at[F_COUNT];
@@ -223,20 +272,20 @@ static apr_size_t pack(ct_alog *a, const char *f[F_COUNT],
     for (i = 0; i < T_COUNT; i++) {
         const apr_array_header_t *arr = apr_table_elts(t[i]);
         const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-        apr_uint16_t n = 0;
+        apr_uint16_t kept = 0;
 
         if (a) {
             a->table[i] = (apr_uint16_t)len;
         }
         for (j = 0; j < arr->nelts; j++) {
-            if (e[j].key) {
+            if (e[j].key && keep_entry(n, i, e[j].key)) {
                 len = put(text, len, e[j].key);
                 len = put(text, len, e[j].val ? e[j].val : "");
-                n++;
+                kept++;
             }
         }
         if (a) {
-            a->entries[i] = n;
+            a->entries[i] = kept;
         }
     }
     return len;
@@ -293,9 +342,10 @@ static void give(ct_alog *a)
     apr_thread_mutex_unlock(ct_flock);
 }
 
-/* Pack r into a record from pool p, or (p NULL) from the free lists. */
+/* Pack r, or what n says the logs read of it (NULL: all of it), into a
+ * record from pool p, or (p NULL) from the free lists. */
 static ct_alog *capture(request_rec *r, apr_pool_t *p, apr_off_t less_in,
-                        apr_off_t less_out)
+                        apr_off_t less_out, const ct_alog_needs *n)
 {
     const char *f[F_COUNT];
     const apr_table_t *t[T_COUNT];
@@ -303,8 +353,9 @@ static ct_alog *capture(request_rec *r, apr_pool_t *p, apr_off_t less_in,
     ct_alog *a;
 
     fields_of(r, f);
+    trim_fields(f, n);
     tables_of(r, t);
-    size = APR_OFFSETOF(ct_alog, text) + pack(NULL, f, t);
+    size = APR_OFFSETOF(ct_alog, text) + pack(NULL, f, t, n);
     if (size > CT_ALOG_MAX) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, CT_LOGNO(00272)
                       "access log: the request is too large to keep for "
@@ -336,17 +387,64 @@ static ct_alog *capture(request_rec *r, apr_pool_t *p, apr_off_t less_in,
                      ? r->connection->client_addr->port : 0;
     a->local_port = r->connection->local_addr
                     ? r->connection->local_addr->port : 0;
-    pack(a, f, t);
+    pack(a, f, t, n);
     return a;
+}
+
+static void *APR_THREAD_FUNC logger_main(apr_thread_t *thread, void *data);
+
+/*
+ * The logger thread, started when the first record is kept: a server
+ * without access logs, or that hands nothing off, runs none.  Its stack
+ * is ThreadStackSize, or a small one: it runs the log hooks only.
+ * @return whether it runs
+ */
+static int logger_running(request_rec *r)
+{
+    apr_threadattr_t *attr;
+    apr_status_t rv = APR_SUCCESS;
+    int running;
+
+    apr_thread_mutex_lock(ct_qlock);
+    if (ct_logger == NULL && !ct_lfailed && !ct_qstop) {
+        rv = apr_threadattr_create(&attr, ct_tpool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_threadattr_stacksize_set(attr, ap_thread_stacksize
+                                              ? ap_thread_stacksize
+                                              : CT_LOGGER_STACK);
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_thread_create(&ct_logger, attr, logger_main, NULL,
+                                   ct_tpool);
+        }
+        if (rv != APR_SUCCESS) {
+            ct_logger = NULL;
+            ct_lfailed = 1;
+        }
+    }
+    running = ct_logger != NULL && !ct_qstop;
+    apr_thread_mutex_unlock(ct_qlock);
+    if (rv != APR_SUCCESS) {
+        /* Without the thread no line is held back: each is written at
+         * hand-off, as if the tunnel had ended there. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00271)
+                      "access log: cannot start the logger thread; reactor "
+                      "tunnels are logged when handed off");
+    }
+    return running;
 }
 
 ct_alog *ct_alog_capture(request_rec *r, apr_size_t early_len,
                          apr_off_t up, apr_off_t down)
 {
+    if (ct_fpool == NULL || ct_needs.level == CT_ALOG_NOTHING
+        || !logger_running(r)) {
+        return NULL;
+    }
     /* The payload the worker moved, and the early bytes read but not yet
      * sent, are in mod_logio's counts and in the totals the reactor
      * reports at the end: count them once. */
-    return capture(r, NULL, up + (apr_off_t)early_len, down);
+    return capture(r, NULL, up + (apr_off_t)early_len, down, &ct_needs);
 }
 
 /* A copy of a string of the record: hooks may change what they get. */
@@ -469,7 +567,7 @@ static request_rec *rebuild(apr_pool_t *p, const ct_alog *a, apr_off_t in,
 
 void ct_alog_write_open(request_rec *r)
 {
-    ct_alog *a = capture(r, r->pool, 0, 0);
+    ct_alog *a = capture(r, r->pool, 0, 0, NULL);
     request_rec *o;
 
     if (a == NULL) {
@@ -616,12 +714,26 @@ void ct_alog_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     ct_main_server = s;
+    ct_fpool = NULL;
     ct_logger = NULL;
+    ct_lfailed = 0;
     ct_qhead = ct_qtail = NULL;
     ct_qlen = 0;
     ct_qstop = 0;
     ct_dropped = 0;
     memset(ct_free, 0, sizeof(ct_free));
+    ct_alog_needs_scan(&ct_needs, pchild, ct_forensic_mod != NULL);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, CT_LOGNO(00311)
+                 "access log: a reactor tunnel keeps %s%s",
+                 ct_needs.level == CT_ALOG_NOTHING
+                 ? "nothing (no access log)"
+                 : ct_needs.level == CT_ALOG_SOME
+                 ? "what the log formats read"
+                 : "the whole request, for ",
+                 ct_needs.level == CT_ALOG_ALL ? ct_needs.why : "");
+    if (ct_needs.level == CT_ALOG_NOTHING) {
+        return;
+    }
     if ((rv = own_pool(&ct_fpool, pchild)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&ct_flock, APR_THREAD_MUTEX_DEFAULT,
                                          pchild)) != APR_SUCCESS
@@ -629,29 +741,34 @@ void ct_alog_child_init(apr_pool_t *pchild, server_rec *s)
                                          pchild)) != APR_SUCCESS
         || (rv = apr_thread_cond_create(&ct_qcond, pchild)) != APR_SUCCESS
         || (rv = own_pool(&ct_lpool, pchild)) != APR_SUCCESS
-        || (rv = apr_thread_create(&ct_logger, NULL, logger_main, NULL,
-                                   pchild)) != APR_SUCCESS) {
-        /* Without the thread no line is held back: each is written at
-         * hand-off, as before the tunnel ended. */
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00271)
-                     "access log: cannot start the logger thread; reactor "
-                     "tunnels are logged when handed off");
-        ct_logger = NULL;
+        || (rv = own_pool(&ct_tpool, pchild)) != APR_SUCCESS) {
+        /* Without the records no line is held back: each is written at
+         * hand-off, as if the tunnel had ended there. */
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00310)
+                     "access log: cannot set up the records of reactor "
+                     "tunnels; they are logged when handed off");
         ct_fpool = NULL;
     }
 }
 
 void ct_alog_child_stop(void)
 {
+    apr_thread_t *logger;
     apr_status_t rv;
 
-    if (ct_logger == NULL) {
+    if (ct_fpool == NULL) {
         return;
     }
+    /* No thread starts from here on. */
     apr_thread_mutex_lock(ct_qlock);
     ct_qstop = 1;
+    logger = ct_logger;
     apr_thread_cond_signal(ct_qcond);
     apr_thread_mutex_unlock(ct_qlock);
-    (void)apr_thread_join(&rv, ct_logger);
+    if (logger != NULL) {
+        (void)apr_thread_join(&rv, logger);
+    }
+    apr_thread_mutex_lock(ct_qlock);
     ct_logger = NULL;
+    apr_thread_mutex_unlock(ct_qlock);
 }

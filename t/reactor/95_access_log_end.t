@@ -14,6 +14,11 @@
 #     tunnel's end; log_debug's message is written at the end.
 #   buffered: BufferedLogs On; one tunnel closed by its client and one cut
 #     by the server's stop both have their exact lines once httpd stopped.
+#   no log: no CustomLog at all: a reactor tunnel keeps nothing for a
+#     line and the child starts no logger thread.
+#   one log: a format that prints one request header: the child says it
+#     keeps what the formats read, starts its logger thread with the
+#     first hand-off, and the header is in the line.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -28,7 +33,7 @@ use CT::Logs ();
 
 sub read_lines { CT::Logs::read_lines(@_) }
 
-plan tests => 5 + 12 + 14 + 7;
+plan tests => 5 + 12 + 15 + 7 + 4 + 4;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -68,6 +73,43 @@ sub lines_for {
     return @r;
 }
 
+# Threads of a standalone httpd's children, all of them: a tunnel may go
+# to any child.
+sub child_threads {
+    my ($h) = @_;
+    my $n = 0;
+    for my $pid (CT::Server::children_of($h ? $h->pid : 0)) {
+        opendir my $d, "/proc/$pid/task" or next;
+        $n += grep { /^\d+$/ } readdir $d;
+    }
+    return $n;
+}
+
+# The children's thread count once it stops changing for a second (the
+# MPM's start threads are gone, every worker runs).
+sub settled_threads {
+    my ($h) = @_;
+    my ($n, $same) = (-1, 0);
+    for (1 .. 100) {
+        my $m = child_threads($h);
+        $same = $m > 1 && $m == $n ? $same + 1 : 0;
+        return $m if $same >= 5;
+        $n = $m;
+        sleep 0.2;
+    }
+    return $n;
+}
+
+# Whether the error log says what a reactor tunnel keeps for its line.
+sub keeps {
+    my ($h, $re) = @_;
+    my @l = grep { /CT00311: / }
+            read_lines($h ? $h->file('error_log') : '/nonexistent');
+    return 1 if grep { /CT00311: access log: a reactor tunnel keeps $re/ } @l;
+    diag 'CT00311 lines: ', explain \@l;
+    return 0;
+}
+
 # Stop a standalone httpd; true when its error log shows no crash.
 sub stop_clean {
     my ($h, $what) = @_;
@@ -81,6 +123,9 @@ sub stop_clean {
 sub start_httpd {
     my ($conf, @mods) = @_;
     my %o = (conf => $conf, modules => \@mods);
+    if (($mods[0] // '') eq 'nolog') {
+        %o = (conf => $conf, access_log => 0);
+    }
     if (($mods[0] // '') eq 'stock') {
         %o = (conf => $conf, stock => 1);
     }
@@ -154,6 +199,7 @@ my $target = '127.0.0.1:' . $origin->port('echo');
 {
     my $h = start_httpd(<<"EOC", 'log_forensic', 'log_debug');
 $fmt
+LogLevel info connect_tunnel:debug
 ConnectTunnelLogOpen On
 CustomLog "\@DIR\@/open_log" ct_end env=tunnel-open
 CustomLog "\@DIR\@/closed_log" ct_end env=!tunnel-open
@@ -204,6 +250,12 @@ EOC
        && grep({ /ct95 end of CONNECT from 127\.0\.0\.1/ }
                read_lines("$dir/error_log")),
        'conditions: forensic closes its id and log_debug writes at the end';
+  SKIP: {
+        skip "no reactor in the $mode run", 1 if $mode ne 'reactor';
+        ok keeps($h, qr/the whole request, for /),
+           'conditions: expr= and mod_log_debug\'s hook keep the whole '
+           . 'request';
+    }
     stop_clean($h, 'conditions');
 }
 
@@ -240,6 +292,50 @@ EOC
        'buffered: one line for the closed tunnel';
     is scalar(lines_for($log, $bcport // 0)), 1,
        'buffered: one line for the cut one';
+}
+
+# No access log: nothing kept, no logger thread.
+{
+    my $h = start_httpd("LogLevel info connect_tunnel:debug\n", 'nolog');
+    my $before = settled_threads($h);
+    my ($s) = $h ? open_tunnel($h->port, $target) : ();
+    ok $s && CT::Client::echo_ok($s, 'n' x 100, 5),
+       'no log: the tunnel echoes';
+  SKIP: {
+        skip "no reactor in the $mode run", 2 if $mode ne 'reactor';
+        ok keeps($h, qr/nothing \(no access log\)/),
+           'no log: the child keeps nothing for a line';
+        is child_threads($h), $before,
+           "no log: no thread started by the hand-off ($before threads)";
+    }
+    close $s if $s;
+    stop_clean($h, 'no log');
+}
+
+# One log printing a request header: the header kept, the thread started
+# with the first hand-off.
+{
+    my $h = start_httpd("LogLevel info connect_tunnel:debug\n"
+                        . 'LogFormat "cport=%{remote}p ua=%{User-Agent}i" ua'
+                        . "\nCustomLog \"\@DIR\@/ua_log\" ua\n");
+    my $log = $h ? $h->file('ua_log') : '/nonexistent';
+    my $before = settled_threads($h);
+    my ($s, $cport) = $h ? open_tunnel($h->port, $target) : ();
+    ok $s && CT::Client::echo_ok($s, 'u' x 100, 5),
+       'one log: the tunnel echoes';
+  SKIP: {
+        skip "no reactor in the $mode run", 1 if $mode ne 'reactor';
+        # The hand-off may follow the first bytes by a moment.
+        wait_until(sub { child_threads($h) > $before }, 5);
+        my $after = child_threads($h);
+        ok keeps($h, qr/what the log formats read/) && $after == $before + 1,
+           'one log: what the formats read is kept; the logger thread '
+           . "started with the hand-off ($before, then $after threads)";
+    }
+    close $s if $s;
+    my ($l) = wait_until(sub { (lines_for($log, $cport // 0))[0] }, 10);
+    is $l && $l->{ua}, 'ct-95', 'one log: the header is in the line';
+    stop_clean($h, 'one log');
 }
 
 $origin->stop;

@@ -192,7 +192,8 @@ sub minimal_conf {
 # modules => [names beyond the base set], conf => text appended, mode =>
 # the relay ('reactor', 'copy', 'worker', 'filter'; default: the
 # suite's), stock => 1 for stock mod_proxy_connect instead of this
-# module (a reference for what stock does).
+# module (a reference for what stock does), access_log => 0 for no
+# CustomLog of its own.
 sub proxy_conf {
     my ($dir, $port, %o) = @_;
     my $load = load_lines(qw(mpm_event authz_core authz_host proxy),
@@ -204,6 +205,8 @@ ConnectTunnelLog "$dir/tunnels_log"
 ConnectTunnelAllow loopback
 EOC
     my $ports = $o{stock} ? '1-65535' : 'all';
+    my $access_log = ($o{access_log} // 1)
+                     ? qq{CustomLog "$dir/access_log" ct_reactor} : '';
     my $user = Apache::Test::vars('user');
     my $group = Apache::Test::vars('group');
     return $load . <<"EOC" . ($o{conf} // '');
@@ -220,7 +223,7 @@ User $user
 Group $group
 Timeout 60
 LogFormat "cport=%{remote}p mode=%{tunnel-mode}n end=%{tunnel-end}n up=%{tunnel-bytes-up}n down=%{tunnel-bytes-down}n status=%>s proto=%H \\"%r\\"" ct_reactor
-CustomLog "$dir/access_log" ct_reactor
+$access_log
 ProxyRequests On
 AllowCONNECT $ports
 <Proxy "*">
