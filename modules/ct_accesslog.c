@@ -655,3 +655,82 @@ void ct_alog_child_stop(void)
     (void)apr_thread_join(&rv, ct_logger);
     ct_logger = NULL;
 }
+
+/* The size of class cls (see size_class()). */
+static apr_size_t class_size(int cls)
+{
+    if (cls < CT_ALOG_SMALL / CT_ALOG_STEP) {
+        return (apr_size_t)(cls + 1) * CT_ALOG_STEP;
+    }
+    return (apr_size_t)(2 * CT_ALOG_SMALL)
+           << (cls - CT_ALOG_SMALL / CT_ALOG_STEP);
+}
+
+/* Where the part that travels begins: everything after the pointers. */
+#define CT_ALOG_WIRE APR_OFFSETOF(ct_alog, request_time)
+
+/* The position of s in the main server's list, or -1. */
+static int server_index(const server_rec *s)
+{
+    const server_rec *v;
+    int i = 0;
+
+    for (v = ct_main_server; v != NULL; v = v->next, i++) {
+        if (v == s) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+apr_uint32_t ct_alog_layout(void)
+{
+    return (apr_uint32_t)(F_COUNT << 24 | T_COUNT << 16
+                          | APR_OFFSETOF(ct_alog, text));
+}
+
+apr_size_t ct_alog_export(const ct_alog *a, int *server)
+{
+    if (a == NULL || a->cls < 0) {
+        return 0;
+    }
+    *server = server_index(a->server);
+    return class_size(a->cls) - CT_ALOG_WIRE;
+}
+
+const void *ct_alog_wire(const ct_alog *a)
+{
+    return (const char *)a + CT_ALOG_WIRE;
+}
+
+ct_alog *ct_alog_import(const void *data, apr_size_t len, int server)
+{
+    const server_rec *v = ct_main_server;
+    ct_alog *a;
+    int i;
+
+    if (len <= APR_OFFSETOF(ct_alog, text) - CT_ALOG_WIRE
+        || (a = take(len + CT_ALOG_WIRE)) == NULL) {
+        return NULL;
+    }
+    memcpy((char *)a + CT_ALOG_WIRE, data, len);
+    /* The same virtual host in this generation's configuration, by its
+     * place in the list; the main server if the list got shorter. */
+    for (i = 0; v != NULL && v->next != NULL && i < server; i++) {
+        v = v->next;
+    }
+    a->server = (server_rec *)(v && i == server ? v : ct_main_server);
+    a->next = NULL;
+    a->end = NULL;
+    /* Whatever a hostile sender put there, the strings end in the
+     * record. */
+    ((char *)a)[len + CT_ALOG_WIRE - 1] = '\0';
+    return a;
+}
+
+void ct_alog_forget(ct_alog *a)
+{
+    if (a != NULL) {
+        give(a);
+    }
+}

@@ -41,6 +41,7 @@ void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
     conf->handoff = CT_UNSET;
     conf->log_open = CT_UNSET;
     conf->reactors = CT_UNSET;
+    conf->migrate = CT_UNSET;
     return conf;
 }
 
