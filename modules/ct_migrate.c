@@ -122,6 +122,11 @@ void ct_migrate_child_init(apr_pool_t *pchild, server_rec *s, int on)
     ct_mig_on = 1;
 }
 
+int ct_migrate_enabled(void)
+{
+    return ct_mig_on;
+}
+
 int ct_migrate_begin(int nreactors)
 {
     int i;
@@ -442,6 +447,11 @@ void ct_migrate_end(void)
 }
 
 #else /* no epoll, no reactors */
+
+int ct_migrate_enabled(void)
+{
+    return 0;
+}
 
 void ct_migrate_child_init(apr_pool_t *pchild, server_rec *s, int on)
 {

@@ -40,6 +40,11 @@ typedef enum {
 void ct_migrate_child_init(apr_pool_t *pchild, server_rec *s, int on);
 
 /**
+ * Whether this child moves its tunnels when it exits gracefully.
+ */
+int ct_migrate_enabled(void);
+
+/**
  * The child exits gracefully with tunnels: whether its nreactors reactors
  * should offer them (migration on), and from now on for how long.
  */

@@ -137,7 +137,7 @@ static ct_rtunnel *adopt(const ct_mig_head *h, const char *data, int *fds)
     ct_limit_hold hold = h->limits;
     ct_rtunnel *t;
 
-    if (!ct_reactor_reserve()) {
+    if (!ct_reactor_reserve_moved()) {
         return NULL;
     }
     if (ct_limits_move_in(&hold, h->reactor, h->seq) != APR_SUCCESS) {

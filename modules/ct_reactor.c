@@ -350,10 +350,14 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-int ct_reactor_reserve(void)
+/* A place for one more tunnel; when the child stops, only for one that
+ * a worker hands off and migration can move on (the MPM's last accepted
+ * connections: kept in a worker, such a tunnel would hold the child). */
+static int reserve(int moving_ok)
 {
-    if (ct_nreactors == 0 || apr_atomic_read32(&ct_stopping)
-        || apr_atomic_read32(&ct_working) == 0) {
+    if (ct_nreactors == 0 || apr_atomic_read32(&ct_working) == 0
+        || (apr_atomic_read32(&ct_stopping)
+            && !(moving_ok && ct_graceful && ct_migrate_enabled()))) {
         return 0;
     }
     if (apr_atomic_inc32(&ct_reserved) >= ct_cap) {
@@ -361,6 +365,16 @@ int ct_reactor_reserve(void)
         return 0;
     }
     return 1;
+}
+
+int ct_reactor_reserve(void)
+{
+    return reserve(1);
+}
+
+int ct_reactor_reserve_moved(void)
+{
+    return reserve(0);
 }
 
 void ct_reactor_unreserve(void)

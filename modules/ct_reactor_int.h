@@ -190,6 +190,12 @@ void ct_rtunnel_adopt_pipe(ct_rtunnel *t, int i, int rfd, int wfd,
                            apr_size_t pending, apr_size_t capacity);
 
 /**
+ * Reserve a place for a tunnel another child moves here: none while
+ * this child stops.
+ */
+int ct_reactor_reserve_moved(void);
+
+/**
  * Whether this child runs reactors.
  */
 int ct_reactor_running(void);

@@ -34,12 +34,12 @@ use Time::HiRes qw(time sleep);
 use CT::Server qw(children_of suite_mode wait_until);
 use CT::Origin qw(start_origin);
 use CT::Client qw(read_to_eof tunnel write_all);
-use CT::Logs qw(log_lines status_auto);
+use CT::Logs qw(access_lines log_lines status_auto tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no reactor tunnel to move'
     if suite_mode() ne 'reactor';
-plan tests => 30;
+plan tests => 35;
 
 my $NT = $ENV{CT_MIGRATE_TUNNELS} // 200;
 my $NR = $ENV{CT_MIGRATE_RESTARTS} // 10;
@@ -77,7 +77,7 @@ sub open_tunnels {
         last unless ($status // 0) == 200;
         $s->blocking(0);
         push @t, { s => $s, i => $i, n => 0, sum => '', buf => '',
-                   dead => 0 };
+                   dead => 0, sent => 0, cport => $s->sockport };
     }
     return @t;
 }
@@ -95,6 +95,7 @@ sub echo_round {
         my $msg = "$body " . substr($t->{sum}, 0, 16) . "\n";
         $t->{want} = $msg;
         $t->{buf} = '';
+        $t->{sent} += length $msg;
         if (!write_all($t->{s}, $msg)) {
             $t->{dead} = "write: $!";
             next;
@@ -202,6 +203,43 @@ sub live_count {
     is end_all(@t), $NT, 'restarts: every tunnel ends cleanly';
     ok wait_until(sub { live_count($port) == 0 }, 10),
        'restarts: mod_status counts none live once they ended';
+    # Each tunnel's access-log line and end-of-tunnel record, written by
+    # whichever child ended it, count every byte each way.
+    my $lines = wait_until(sub {
+        my @l = grep { access_lines($_->{cport}, $httpd->file('access_log'))
+                       >= 1 } @t;
+        @l == @t ? 1 : 0;
+    }, 10);
+    my @wrong = grep {
+        my $t = $_;
+        my @l = grep { $_->{mode} eq 'reactor' }
+                access_lines($t->{cport}, $httpd->file('access_log'));
+        @l != 1 || $l[0]{up} != $t->{sent} || $l[0]{down} != $t->{sent}
+            || $l[0]{end} ne 'closed';
+    } @t;
+    ok $lines && !@wrong, 'restarts: each tunnel has one access-log line '
+                          . 'with its exact bytes each way, end=closed'
+        or diag explain [ map { [ $_->{cport}, $_->{sent},
+                                  access_lines($_->{cport},
+                                      $httpd->file('access_log')) ] }
+                          @wrong[0 .. ($#wrong < 2 ? $#wrong : 2)] ];
+    my $total = 0;
+    $total += $_->{sent} for @t;
+    my $recs = wait_until(sub {
+        my @r = grep { $_->{end} eq 'closed' }
+                tunnel_records($target, $httpd->file('tunnels_log'));
+        @r >= $NT ? \@r : undef;
+    }, 10);
+    my ($up, $down) = (0, 0);
+    for (@{ $recs // [] }) {
+        $up += $_->{up};
+        $down += $_->{down};
+    }
+    ok $recs && @$recs == $NT && $up == $total && $down == $total,
+       "restarts: $NT end-of-tunnel records, bytes each way summing to "
+       . 'what the clients sent'
+       or diag "records " . scalar(@{ $recs // [] }) . " up $up down "
+               . "$down sent $total";
     $httpd->stop;
 }
 
@@ -214,6 +252,8 @@ sub live_count {
     my @t = open_tunnels($port, 50);
     is scalar @t, 50, 'max connections: 50 tunnels open';
     my ($gone) = echo_for(20, sub { !alive(@first) }, @t);
+    diag "max connections: first children @first, now "
+         . join(' ', children_of($httpd->pid));
     ok $gone, 'max connections: the children that reached '
               . 'MaxConnectionsPerChild exited while their tunnels live';
     my @dead = grep { $_->{dead} } @t;
@@ -221,7 +261,9 @@ sub live_count {
                         . 'exactly';
     ok scalar log_lines(qr/CT00383: migrate: reactor \d+ moved [1-9]/,
                         $httpd->file('error_log')),
-       'max connections: an exiting child says it moved tunnels';
+       'max connections: an exiting child says it moved tunnels'
+       or diag join '', grep { /CT00(07|15|38)|AH/ }
+                        split /^/, $httpd->error_log;
     is end_all(@t), 50, 'max connections: every tunnel ends cleanly';
     $httpd->stop;
 }
@@ -261,25 +303,36 @@ sub live_count {
     $httpd->stop;
 }
 
-# 4. Receivers too small: they refuse, the rest drain.
+# 4. Receivers too small: the new generation's children take 5 tunnels
+# each (ConnectTunnelHandoffMax, lowered by the restart itself), refuse
+# the rest, and the old child keeps those and drains them.
 {
-    my $httpd = start_server("ConnectTunnelHandoffMax 30\n"
-                             . "StartServers 1\n");
+    my $httpd = start_server("ConnectTunnelHandoffMax 40\n"
+                             . "StartServers 1\nMinSpareThreads 1\n");
     my $port = $httpd->port;
     my @t = open_tunnels($port, 30);
     is scalar @t, 30, 'cap: 30 tunnels in the one child';
     my @old = children_of($httpd->pid);
-    # The new child takes 30 at most; one more tunnel in it first.
+    my $conf = $httpd->file('httpd.conf');
+    my $text = do { local (@ARGV, $/) = $conf; <> };
+    $text =~ s/ConnectTunnelHandoffMax 40/ConnectTunnelHandoffMax 5/;
+    open my $fh, '>', $conf or die "$conf: $!";
+    print $fh $text;
+    close $fh;
     $httpd->signal('USR1');
-    my ($gone) = echo_for(4, sub { !alive(@old) }, @t);
+    echo_for(4, undef, @t);
     my @dead = grep { $_->{dead} } @t;
     is scalar @dead, 0, 'cap: every tunnel still echoes';
     my %st = status_auto($port);
     diag "cap: moved $st{ConnectTunnelsMoved}, refused "
          . "$st{ConnectTunnelsMoveRefused}";
-    ok $gone || ($st{ConnectTunnelsMoveRefused} // 0) > 0,
-       'cap: the tunnels moved, or refusals are counted';
-    end_all(@t);
+    ok +($st{ConnectTunnelsMoveRefused} // 0) > 0
+       && ($st{ConnectTunnelsMoved} // 0) < 30,
+       'cap: full receivers refused tunnels (counted), not all moved';
+    ok scalar alive(@old), 'cap: the old child drains what it kept';
+    is end_all(@t), 30, 'cap: every tunnel ends cleanly';
+    ok wait_until(sub { live_count($port) == 0 }, 10),
+       'cap: mod_status counts none live once they ended';
     $httpd->stop;
 }
 
