@@ -34,15 +34,16 @@ use Time::HiRes qw(time sleep);
 use CT::Server qw(children_of suite_mode wait_until);
 use CT::Origin qw(start_origin);
 use CT::Client qw(read_to_eof tunnel write_all);
+use IO::Socket::INET;
 use CT::Logs qw(access_lines log_lines status_auto tunnel_records);
 
 plan skip_all => 'the hand-off is off in this run (' . suite_mode()
                  . ' relay): no reactor tunnel to move'
     if suite_mode() ne 'reactor';
-plan tests => 35;
+plan tests => 39;
 
-my $NT = $ENV{CT_MIGRATE_TUNNELS} // 200;
-my $NR = $ENV{CT_MIGRATE_RESTARTS} // 10;
+my $NT = $ENV{CT_MIGRATE_TUNNELS} // 500;
+my $NR = $ENV{CT_MIGRATE_RESTARTS} // 20;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 local $SIG{PIPE} = 'IGNORE';
@@ -70,9 +71,10 @@ EOC
 }
 
 sub open_tunnels {
-    my ($port, $n) = @_;
+    my ($port, $n, $from) = @_;
     my @t;
-    for my $i (1 .. $n) {
+    $from //= 1;
+    for my $i ($from .. $from + $n - 1) {
         my ($s, $status) = tunnel($port, $target, wait => 10);
         last unless ($status // 0) == 200;
         $s->blocking(0);
@@ -333,6 +335,41 @@ sub live_count {
     is end_all(@t), 30, 'cap: every tunnel ends cleanly';
     ok wait_until(sub { live_count($port) == 0 }, 10),
        'cap: mod_status counts none live once they ended';
+    $httpd->stop;
+}
+
+# 6. Idle-child retirement after a load spike: 6 tunnels in the first
+# child, 12 stalled requests (headers never finished) take its workers
+# and make the MPM start a second child, 6 more tunnels, then the
+# requests end and the MPM retires a child (MaxSpareThreads): it moves
+# its tunnels and exits.
+{
+    my $httpd = start_server("StartServers 1\nThreadsPerChild 10\n"
+                             . "MaxRequestWorkers 20\nMinSpareThreads 5\n"
+                             . "MaxSpareThreads 15\n");
+    my $port = $httpd->port;
+    my @t = open_tunnels($port, 6);
+    my @stalled;
+    for (1 .. 12) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $port, Timeout => 5)
+            or last;
+        write_all($s, "GET / HTTP/1.1\r\nHost: localhost\r\n") or last;
+        push @stalled, $s;
+    }
+    my $two = wait_until(sub { my @k = children_of($httpd->pid); @k >= 2 },
+                         15);
+    push @t, open_tunnels($port, 6, 7);
+    ok $two && @t == 12, 'retire: a load spike makes a second child; 12 '
+                         . 'tunnels open';
+    my @kids = children_of($httpd->pid);
+    close $_ for @stalled;
+    my ($gone) = echo_for(30, sub { alive(@kids) < @kids }, @t);
+    ok $gone, 'retire: the MPM retired a child holding tunnels, and it '
+              . 'exited';
+    my @dead = grep { $_->{dead} } @t;
+    is scalar @dead, 0, 'retire: all 12 tunnels still echo exactly';
+    is end_all(@t), 12, 'retire: all 12 end cleanly';
     $httpd->stop;
 }
 
