@@ -70,9 +70,6 @@ static int ct_mig_on;
 static apr_time_t ct_mig_until;
 static server_rec *ct_mig_server;
 
-/* ct_migrate_recv.c */
-apr_status_t ct_mig_listen(apr_pool_t *pchild, server_rec *s);
-
 void ct_mig_address(struct sockaddr_un *sun, socklen_t *len, pid_t ppid,
                     pid_t pid)
 {

@@ -13,6 +13,8 @@
 #define CT_MIGRATE_INT_H
 
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "ct_reactor_int.h"
 #include "ct_migrate.h"
@@ -85,5 +87,11 @@ void ct_mig_address(struct sockaddr_un *sun, socklen_t *len, pid_t ppid,
  * user, and (pid non-zero) the process pid.  @return the peer's pid or 0
  */
 pid_t ct_mig_peer(int fd, pid_t pid);
+
+/**
+ * Listen for tunnels other children move here, in a thread of this
+ * child's, until pchild goes (ct_migrate_recv.c).
+ */
+apr_status_t ct_mig_listen(apr_pool_t *pchild, server_rec *s);
 
 #endif /* CT_MIGRATE_INT_H */

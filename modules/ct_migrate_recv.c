@@ -50,10 +50,6 @@ static apr_thread_t *ct_rthread;
 static char *ct_msgbuf;         /* one message */
 static server_rec *ct_rserver;
 
-void ct_mig_address(struct sockaddr_un *sun, socklen_t *len, pid_t ppid,
-                    pid_t pid);
-pid_t ct_mig_peer(int fd, pid_t pid);
-
 /* Whether the head describes a message of len bytes this build reads. */
 static int valid(const ct_mig_head *h, apr_size_t len, int nfds)
 {
