@@ -110,7 +110,7 @@ alive() {
 }
 
 run_one() {
-    local name=$1 dir=$B/$1 hpid parent gpid old t0 t1 left i rate
+    local name=$1 dir=$B/$1 hpid parent gpid spid old t0 t1 left i rate
     gen_conf "$name"
     "$HTTPD" -d "$dir" -f "$dir/httpd.conf" -DFOREGROUND &
     hpid=$!
@@ -133,9 +133,11 @@ run_one() {
     t0=$(date +%s.%N)
     kill -USR1 "$parent"
     # The set-up rate while the old children hand over or drain.
-    rate=$("$LOAD" --proxy "$P_PROXY" --mode setup --origin "$P_ECHO" \
+    "$LOAD" --proxy "$P_PROXY" --mode setup --origin "$P_ECHO" \
         --concurrency 16 --duration 3 --size 32 --open-timeout 10 \
-        2>> "$B/load.err" | sed -n 's/.*tunnels_s=\([0-9.]*\).*/\1/p')
+        > "$B/setup.out" 2>> "$B/load.err" &
+    spid=$!
+    PIDS="$PIDS $spid"
     left=$(alive $old)
     while [ "$left" -gt 0 ]; do
         t1=$(date +%s.%N)
@@ -147,6 +149,8 @@ run_one() {
         left=$(alive $old)
     done
     t1=$(date +%s.%N)
+    wait "$spid" 2>/dev/null
+    rate=$(sed -n 's/.*tunnels_s=\([0-9.]*\).*/\1/p' "$B/setup.out")
     if [ "$left" -gt 0 ]; then
         printf '| %s | %d | still %d old children after %d s | %s |\n' \
             "$name" "$N" "$left" "$WAIT" "${rate:--}"

@@ -56,6 +56,7 @@
 /* What one reactor's sending side holds. */
 typedef struct {
     int active;
+    int later;                  /* no receiver now: wait before asking */
     int fd;                     /* connection to a receiver, or -1 */
     pid_t pid;                  /* the receiver */
     apr_uint32_t seq;
@@ -142,6 +143,11 @@ int ct_migrate_begin(int nreactors)
 int ct_migrate_sending(const ct_reactor *re)
 {
     return ct_senders[re->index].active;
+}
+
+int ct_migrate_wait_ms(const ct_reactor *re)
+{
+    return ct_senders[re->index].later ? CT_MIGRATE_RETRY_MS : 0;
 }
 
 static void hang_up(ct_sender *sd)
@@ -374,7 +380,9 @@ ct_move ct_migrate_send(ct_reactor *re, ct_rtunnel *t)
     ct_move found;
     int rc, died, err;
 
+    sd->later = 0;
     if (sd->fd < 0 && (found = find_receiver(sd)) != CT_MOVE_DONE) {
+        sd->later = found == CT_MOVE_LATER;
         return found;
     }
     sd->seq = (sd->seq + 1) & 0x7fffffffu;

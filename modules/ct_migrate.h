@@ -56,6 +56,13 @@ int ct_migrate_begin(int nreactors);
 int ct_migrate_sending(const struct ct_reactor *re);
 
 /**
+ * Milliseconds reactor re's loop may wait for events before it offers
+ * more: 0 while tunnels move, CT_MIGRATE_RETRY_MS while no child can
+ * take them.
+ */
+int ct_migrate_wait_ms(const struct ct_reactor *re);
+
+/**
  * Offer tunnel t of reactor re (in re's thread) to a live child.
  */
 ct_move ct_migrate_send(struct ct_reactor *re, struct ct_rtunnel *t);

@@ -297,7 +297,7 @@ static int sweep_wait(const ct_reactor *re, apr_time_t last_sweep)
         return -1;
     }
     if (apr_atomic_read32(&ct_moving) && ct_migrate_sending(re)) {
-        return CT_MIGRATE_RETRY_MS;
+        return ct_migrate_wait_ms(re);
     }
     if (left <= 0) {
         return 0;
