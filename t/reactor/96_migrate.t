@@ -279,10 +279,18 @@ sub live_count {
     my @old = children_of($httpd->pid);
     $httpd->signal('USR1');
     my %old = map { $_ => 1 } @old;
+    # The first new child, killed as soon as it listens for tunnels
+    # (its abstract socket is in /proc/net/unix): the old children start
+    # moving tunnels to it at about that moment.
     my $victim;
+    my $ppid = $httpd->pid;
     wait_until(sub {
-        ($victim) = grep { !$old{$_} } children_of($httpd->pid);
-        $victim;
+        ($victim) = grep { !$old{$_} } children_of($ppid);
+        return 0 unless $victim;
+        open my $fh, '<', '/proc/net/unix' or return 1;
+        local $/;
+        my $unix = <$fh> // '';
+        return index($unix, "\@mod_connect_tunnel/$ppid/$victim") >= 0;
     }, 10);
     kill 'KILL', $victim if $victim;
     ok $victim, 'receiver killed: a new child was killed with SIGKILL '
