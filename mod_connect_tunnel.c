@@ -44,6 +44,7 @@
 #include "ct_control.h"
 #include "ct_accesslog.h"
 #include "ct_sni.h"
+#include "ct_migrate.h"
 
 /* The Makefile passes the version from debian/changelog, its one source. */
 #ifndef CT_VERSION
@@ -149,6 +150,17 @@ static const char *set_handoff_max(cmd_parms *cmd, void *dummy,
     return ct_conf_parse_count(cmd, arg, CT_COUNT_MAX,
                                "the descriptor limit decides",
                                &server_conf(cmd)->handoff_max);
+}
+
+static const char *set_migrate(cmd_parms *cmd, void *dummy, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dummy;
+    if (err == NULL) {
+        server_conf(cmd)->migrate = on;
+    }
+    return err;
 }
 
 static const char *set_drain_timeout(cmd_parms *cmd, void *dummy,
@@ -304,6 +316,9 @@ static const command_rec ct_cmds[] = {
     AP_INIT_TAKE1("ConnectTunnelHandoffMax", set_handoff_max, NULL, RSRC_CONF,
                   "Most tunnels one child's reactors hold (default 0: as "
                   "many as its descriptor limit allows)"),
+    AP_INIT_FLAG("ConnectTunnelMigrate", set_migrate, NULL, RSRC_CONF,
+                 "On (default) to move an exiting child's reactor tunnels "
+                 "to a live child instead of waiting for them to end"),
     AP_INIT_TAKE1("ConnectTunnelDrainTimeout", set_drain_timeout, NULL,
                   RSRC_CONF,
                   "Longest a gracefully exiting child waits for its "
@@ -476,6 +491,8 @@ static void ct_child_init(apr_pool_t *pchild, server_rec *s)
     ct_limits_child_init(pchild, s);
     ct_reactor_child_init(pchild, s, ct_conf_any_handoff(s) ? threads : 0,
                           conf->handoff_max, conf->drain);
+    ct_migrate_child_init(pchild, s, conf->migrate != CT_UNSET
+                                     ? conf->migrate : CT_DEFAULT_MIGRATE);
 }
 
 static void ct_child_stopping(apr_pool_t *pchild, int graceful)

@@ -399,7 +399,7 @@ static void *APR_THREAD_FUNC logger_main(apr_thread_t *thread, void *data);
  * is ThreadStackSize, or a small one: it runs the log hooks only.
  * @return whether it runs
  */
-static int logger_running(request_rec *r)
+static int logger_running(server_rec *s)
 {
     apr_threadattr_t *attr;
     apr_status_t rv = APR_SUCCESS;
@@ -427,9 +427,9 @@ static int logger_running(request_rec *r)
     if (rv != APR_SUCCESS) {
         /* Without the thread no line is held back: each is written at
          * hand-off, as if the tunnel had ended there. */
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, CT_LOGNO(00271)
-                      "access log: cannot start the logger thread; reactor "
-                      "tunnels are logged when handed off");
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, CT_LOGNO(00271)
+                     "access log: cannot start the logger thread; reactor "
+                     "tunnels are logged when handed off");
     }
     return running;
 }
@@ -438,7 +438,7 @@ ct_alog *ct_alog_capture(request_rec *r, apr_size_t early_len,
                          apr_off_t up, apr_off_t down)
 {
     if (ct_fpool == NULL || ct_needs.level == CT_ALOG_NOTHING
-        || !logger_running(r)) {
+        || !logger_running(r->server)) {
         return NULL;
     }
     /* The payload the worker moved, and the early bytes read but not yet
@@ -771,4 +771,88 @@ void ct_alog_child_stop(void)
     apr_thread_mutex_lock(ct_qlock);
     ct_logger = NULL;
     apr_thread_mutex_unlock(ct_qlock);
+}
+
+/* The size of class cls (see size_class()). */
+static apr_size_t class_size(int cls)
+{
+    if (cls < CT_ALOG_SMALL / CT_ALOG_STEP) {
+        return (apr_size_t)(cls + 1) * CT_ALOG_STEP;
+    }
+    return (apr_size_t)(2 * CT_ALOG_SMALL)
+           << (cls - CT_ALOG_SMALL / CT_ALOG_STEP);
+}
+
+/* Where the part that travels begins: everything after the pointers. */
+#define CT_ALOG_WIRE APR_OFFSETOF(ct_alog, request_time)
+
+/* The position of s in the main server's list, or -1. */
+static int server_index(const server_rec *s)
+{
+    const server_rec *v;
+    int i = 0;
+
+    for (v = ct_main_server; v != NULL; v = v->next, i++) {
+        if (v == s) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+apr_uint32_t ct_alog_layout(void)
+{
+    return (apr_uint32_t)(F_COUNT << 24 | T_COUNT << 16
+                          | APR_OFFSETOF(ct_alog, text));
+}
+
+apr_size_t ct_alog_export(const ct_alog *a, int *server)
+{
+    if (a == NULL || a->cls < 0) {
+        return 0;
+    }
+    *server = server_index(a->server);
+    return class_size(a->cls) - CT_ALOG_WIRE;
+}
+
+const void *ct_alog_wire(const ct_alog *a)
+{
+    return (const char *)a + CT_ALOG_WIRE;
+}
+
+ct_alog *ct_alog_import(const void *data, apr_size_t len, int server)
+{
+    const server_rec *v = ct_main_server;
+    ct_alog *a;
+    int i;
+
+    if (len <= APR_OFFSETOF(ct_alog, text) - CT_ALOG_WIRE
+        || (a = take(len + CT_ALOG_WIRE)) == NULL) {
+        return NULL;
+    }
+    memcpy((char *)a + CT_ALOG_WIRE, data, len);
+    /* The same virtual host in this generation's configuration, by its
+     * place in the list; the main server if the list got shorter. */
+    for (i = 0; v != NULL && v->next != NULL && i < server; i++) {
+        v = v->next;
+    }
+    a->server = (server_rec *)(v && i == server ? v : ct_main_server);
+    a->next = NULL;
+    a->end = NULL;
+    /* Whatever a hostile sender put there, the strings end in the
+     * record. */
+    ((char *)a)[len + CT_ALOG_WIRE - 1] = '\0';
+    /* A child of the new generation may not have handed off a tunnel of
+     * its own yet: its logger starts with the first record it holds,
+     * moved or not, or the line would be dropped when the tunnel ends
+     * (if it cannot start, the line is dropped then, and counted). */
+    (void)logger_running(a->server);
+    return a;
+}
+
+void ct_alog_forget(ct_alog *a)
+{
+    if (a != NULL) {
+        give(a);
+    }
 }

@@ -73,4 +73,33 @@ void ct_alog_child_init(apr_pool_t *pchild, server_rec *s);
  */
 void ct_alog_child_stop(void);
 
+/* Moving a record to another child process with its tunnel. */
+
+/**
+ * A number that changes with the record's layout: both processes must
+ * agree on it (a graceful restart may load another build).
+ */
+apr_uint32_t ct_alog_layout(void);
+
+/**
+ * The length of a's part that travels (0: nothing to send), and in
+ * *server the position of its virtual host in the server list.
+ */
+apr_size_t ct_alog_export(const ct_alog *a, int *server);
+
+/**
+ * Where a's travelling part begins.
+ */
+const void *ct_alog_wire(const ct_alog *a);
+
+/**
+ * A record rebuilt from len bytes another child exported, or NULL.
+ */
+ct_alog *ct_alog_import(const void *data, apr_size_t len, int server);
+
+/**
+ * Give back a record that moved away (its line is the receiver's).
+ */
+void ct_alog_forget(ct_alog *a);
+
 #endif /* CT_ACCESSLOG_H */

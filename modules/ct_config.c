@@ -48,6 +48,7 @@ void *ct_conf_create_server(apr_pool_t *p, server_rec *s)
     for (i = 0; i < 2; i++) {
         conf->bw_rate[i] = conf->cbw_rate[i] = CT_UNSET;
     }
+    conf->migrate = CT_UNSET;
     return conf;
 }
 

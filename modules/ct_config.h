@@ -112,6 +112,7 @@ typedef struct {
     int reactors;               /* ConnectTunnelReactorThreads */
     int handoff_max;            /* ConnectTunnelHandoffMax (0: derived) */
     apr_interval_time_t drain;  /* ConnectTunnelDrainTimeout (0: none) */
+    int migrate;                /* ConnectTunnelMigrate */
     const char *log;            /* ConnectTunnelLog */
 } ct_server_conf;
 

@@ -502,3 +502,114 @@ int ct_limits_acquire(request_rec *r, const ct_target *dial)
     }
     return ct_throttle_take(r, conf, &hold->key, canon.host);
 }
+
+/*
+ * Moving a tunnel to another child (ct_migrate.c).  Its counts go from
+ * the sender's record to the receiver's under the mutex, together with
+ * the mark of the move (ct_stats_mark_take()): a sender that hears
+ * nothing back learns under the same mutex whether the receiver took the
+ * tunnel, and when it did not, cancels the move so that a late receiver
+ * refuses it.  Whoever holds the tunnel in the end has its counts.
+ */
+
+/* Move hold's counts from hold->owner (re_add: from nobody, they were
+ * dropped) to record `to` (mutex held). */
+static apr_status_t move_counts(ct_limit_hold *hold, int to, int re_add)
+{
+    if (hold->client) {
+        if (ct_clients_take(&ct_table->clients, &hold->key,
+                            (unsigned int)to) != APR_SUCCESS) {
+            return APR_ENOSPC;
+        }
+        if (!re_add) {
+            ct_clients_give(&ct_table->clients, &hold->key,
+                            (unsigned int)hold->owner);
+        }
+    }
+    if (hold->shared) {
+        if (re_add) {
+            ct_table->live++;
+        }
+        else if (ct_owners[hold->owner] > 0) {
+            ct_owners[hold->owner]--;
+        }
+        ct_owners[to]++;
+    }
+    hold->owner = to;
+    return APR_SUCCESS;
+}
+
+/* Whether hold's counts are kept in the shared table. */
+static int counted(const ct_limit_hold *hold)
+{
+    return ct_table != NULL && (hold->shared || hold->client)
+           && hold->owner > 0 && (apr_uint32_t)hold->owner
+                                 < ct_table->nowners;
+}
+
+apr_status_t ct_limits_move_in(ct_limit_hold *hold, int reactor,
+                               apr_uint32_t seq)
+{
+    apr_status_t rv = APR_SUCCESS;
+    apr_uint32_t before;
+    int from = hold->owner, locked = 0;
+
+    hold->h2_count = NULL;
+    if (counted(hold)) {
+        if ((rv = lock_counts(ap_server_conf)) != APR_SUCCESS) {
+            return rv;
+        }
+        locked = 1;
+    }
+    if (!ct_stats_mark_take(from, reactor, seq, &before)) {
+        rv = APR_ECONNABORTED;
+    }
+    else if (locked
+             && (rv = move_counts(hold, ct_stats_proc(), 0)) != APR_SUCCESS) {
+        ct_stats_mark_undo(from, reactor, before);
+    }
+    if (locked) {
+        apr_global_mutex_unlock(ct_mutex);
+    }
+    if (rv == APR_SUCCESS) {
+        /* Counts of no record (the sender had none) stay under it. */
+        if (locked || !(hold->shared || hold->client)) {
+            hold->owner = ct_stats_proc();
+        }
+        apr_atomic_inc32(&ct_child_live);
+    }
+    return rv;
+}
+
+void ct_limits_move_out(void)
+{
+    apr_atomic_dec32(&ct_child_live);
+}
+
+int ct_limits_move_unknown(ct_limit_hold *hold, int reactor,
+                           apr_uint32_t seq, pid_t receiver, int died)
+{
+    ct_limit_hold back;
+    int taken, locked = 0, at;
+
+    if (counted(hold) && lock_counts(ap_server_conf) == APR_SUCCESS) {
+        locked = 1;
+    }
+    taken = ct_stats_mark_cancel(reactor, seq);
+    if (taken && died) {
+        /* It took the tunnel and died before it relayed a byte: the
+         * tunnel stays, and its counts come back, from the receiver's
+         * record if the parent has not dropped that yet. */
+        if (locked) {
+            at = ct_stats_proc_of(receiver, 0);
+            back = *hold;
+            back.owner = at;
+            (void)move_counts(&back, hold->owner, at == 0);
+        }
+        taken = 0;
+    }
+    if (locked) {
+        apr_global_mutex_unlock(ct_mutex);
+    }
+    return taken;
+}

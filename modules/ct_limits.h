@@ -94,4 +94,30 @@ void ct_limits_release(ct_limit_hold *hold);
  */
 apr_uint32_t ct_limits_child_live(void);
 
+/**
+ * A tunnel moved here from another child (its counts in hold, under the
+ * sender's record): take its counts under this child's record, and mark
+ * move seq of the sender's reactor done.
+ * @return APR_SUCCESS, or an error when the tunnel must be refused (the
+ *         sender cancelled the move, the client table is full)
+ */
+apr_status_t ct_limits_move_in(ct_limit_hold *hold, int reactor,
+                               apr_uint32_t seq);
+
+/**
+ * A tunnel of this child moved to another one: its counts are the
+ * receiver's now.
+ */
+void ct_limits_move_out(void);
+
+/**
+ * No answer came to move seq of this child's reactor: whether the
+ * receiver took the counts.  When it did not, the move is cancelled; when
+ * it did but died (died: the connection ended with no answer), the counts
+ * come back here and 0 is returned: the tunnel stays.
+ * @return 1 when the tunnel is the receiver's, 0 when it stays here
+ */
+int ct_limits_move_unknown(ct_limit_hold *hold, int reactor,
+                           apr_uint32_t seq, pid_t receiver, int died);
+
 #endif /* CT_LIMITS_H */

@@ -153,6 +153,9 @@ static void status_html(request_rec *r, const ct_stats_view *v)
                v->opened, v->closed);
     ap_rprintf(r, "<tr><th align=\"left\">Handed off to reactors</th><td>%"
                APR_UINT64_T_FMT "</td></tr>\n", v->handed_off);
+    ap_rprintf(r, "<tr><th align=\"left\">Moved to other children / "
+               "refused by them</th><td>%" APR_UINT64_T_FMT " / %"
+               APR_UINT64_T_FMT "</td></tr>\n", v->moved, v->move_refused);
     ap_rprintf(r, "<tr><th align=\"left\">Bytes up / down</th><td>%"
                APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>\n",
                v->bytes_up, v->bytes_down);
@@ -182,11 +185,13 @@ int ct_metrics_status_hook(request_rec *r, int flags)
                "ConnectTunnelsHandedOff: %" APR_UINT64_T_FMT "\n"
                "ConnectTunnelsBytesUp: %" APR_UINT64_T_FMT "\n"
                "ConnectTunnelsBytesDown: %" APR_UINT64_T_FMT "\n"
-               "ConnectTunnelsLogDropped: %" APR_UINT64_T_FMT "\n",
+               "ConnectTunnelsLogDropped: %" APR_UINT64_T_FMT "\n"
+               "ConnectTunnelsMoved: %" APR_UINT64_T_FMT "\n"
+               "ConnectTunnelsMoveRefused: %" APR_UINT64_T_FMT "\n",
                v.live[CT_IN_WORKER] + v.live[CT_IN_REACTOR],
                v.live[CT_IN_WORKER], v.live[CT_IN_REACTOR], v.draining,
                v.opened, v.closed, v.handed_off, v.bytes_up, v.bytes_down,
-               v.log_dropped);
+               v.log_dropped, v.moved, v.move_refused);
     status_short(r, &v);
     return OK;
 }
@@ -268,6 +273,12 @@ static void prom_all(request_rec *r, const ct_stats_view *v)
             v->opened);
     counter(r, "connect_tunnel_handed_off_total",
             "Tunnels moved from a worker to a reactor.", v->handed_off);
+    counter(r, "connect_tunnel_moved_total",
+            "Reactor tunnels moved to a live child by one that exits.",
+            v->moved);
+    counter(r, "connect_tunnel_move_refused_total",
+            "Tunnels a child refused to take from an exiting one.",
+            v->move_refused);
     counter(r, "connect_tunnel_log_dropped_total",
             "End-of-tunnel log records dropped (the log program did not "
             "read).", v->log_dropped);

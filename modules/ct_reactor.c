@@ -30,6 +30,7 @@
 #include "ct_reactor.h"
 #include "ct_accesslog.h"
 #include "ct_bandwidth.h"
+#include "ct_migrate.h"
 
 #if defined(__linux__)
 
@@ -49,6 +50,7 @@ static int ct_nreactors;
 static volatile apr_uint32_t ct_reserved;  /* places taken, child-wide */
 static apr_uint32_t ct_cap;                /* most places a child gives */
 static volatile apr_uint32_t ct_stopping;
+static volatile apr_uint32_t ct_moving;    /* tunnels go to other children */
 static volatile apr_uint32_t ct_working;   /* reactors in service */
 static volatile apr_uint32_t ct_pipes;     /* splice pipes open */
 static apr_uint32_t ct_pipe_cap;           /* most pipes open at once */
@@ -139,6 +141,53 @@ static void free_dead(ct_reactor *re)
     }
     apr_thread_mutex_unlock(re->lock);
     re->dead = NULL;
+}
+
+/* A tunnel moved to another child: it leaves this reactor as if it had
+ * ended, with nothing closed, logged or given back (the receiver has its
+ * sockets, its line and its counts). */
+static void forget(ct_reactor *re, ct_rtunnel *t)
+{
+    t->end = CT_END_SHUTDOWN;
+    if (t->prev) {
+        t->prev->next = t->next;
+    }
+    else {
+        re->live = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    t->next = re->dead;
+    re->dead = t;
+    apr_atomic_dec32(&re->count);
+    apr_atomic_dec32(&ct_reserved);
+}
+
+/* The child exits gracefully: offer some tunnels to other children,
+ * CT_MIGRATE_BATCH at a time so that the others keep moving meanwhile. */
+static void move_some(ct_reactor *re)
+{
+    ct_rtunnel *t, *next;
+    int n = 0;
+    ct_move rc = CT_MOVE_DONE;
+
+    for (t = re->live; t != NULL && n < CT_MIGRATE_BATCH; t = next, n++) {
+        next = t->next;
+        if (t->end != CT_END_NONE) {
+            continue;
+        }
+        rc = ct_migrate_send(re, t);
+        if (rc == CT_MOVE_DONE) {
+            forget(re, t);
+        }
+        else if (rc != CT_MOVE_KEPT) {
+            break;
+        }
+    }
+    if (rc == CT_MOVE_OFF || re->live == NULL) {
+        ct_migrate_sender_done(re);
+    }
 }
 
 /* Take the tunnels workers queued and start relaying them. */
@@ -252,6 +301,9 @@ static int sweep_wait(const ct_reactor *re, apr_time_t last_sweep)
     if (re->live == NULL) {
         return -1;
     }
+    if (apr_atomic_read32(&ct_moving) && ct_migrate_sending(re)) {
+        return ct_migrate_wait_ms(re);
+    }
     if (left <= 0) {
         return 0;
     }
@@ -324,6 +376,9 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
             sweep(re, now);
             last_sweep = now;
         }
+        if (apr_atomic_read32(&ct_moving) && ct_migrate_sending(re)) {
+            move_some(re);
+        }
         free_dead(re);
     }
     /* Stopped: whatever is left ends now (queued ones included). */
@@ -336,10 +391,14 @@ static void *APR_THREAD_FUNC reactor_main(apr_thread_t *thread, void *data)
     return NULL;
 }
 
-int ct_reactor_reserve(void)
+/* A place for one more tunnel; when the child stops, only for one that
+ * a worker hands off and migration can move on (the MPM's last accepted
+ * connections: kept in a worker, such a tunnel would hold the child). */
+static int reserve(int moving_ok)
 {
-    if (ct_nreactors == 0 || apr_atomic_read32(&ct_stopping)
-        || apr_atomic_read32(&ct_working) == 0) {
+    if (ct_nreactors == 0 || apr_atomic_read32(&ct_working) == 0
+        || (apr_atomic_read32(&ct_stopping)
+            && !(moving_ok && ct_graceful && ct_migrate_enabled()))) {
         return 0;
     }
     if (apr_atomic_inc32(&ct_reserved) >= ct_cap) {
@@ -347,6 +406,16 @@ int ct_reactor_reserve(void)
         return 0;
     }
     return 1;
+}
+
+int ct_reactor_reserve(void)
+{
+    return reserve(1);
+}
+
+int ct_reactor_reserve_moved(void)
+{
+    return reserve(0);
 }
 
 void ct_reactor_unreserve(void)
@@ -387,6 +456,16 @@ int ct_reactor_pipe_get(void)
 void ct_reactor_pipe_put(void)
 {
     apr_atomic_dec32(&ct_pipes);
+}
+
+void ct_reactor_pipe_add(void)
+{
+    apr_atomic_inc32(&ct_pipes);
+}
+
+int ct_reactor_running(void)
+{
+    return ct_nreactors > 0;
 }
 
 /* The least loaded reactor in service (read without its lock: a hint
@@ -449,7 +528,7 @@ static void abandon(ct_rtunnel *t)
     apr_atomic_dec32(&ct_reserved);
 }
 
-apr_status_t ct_reactor_submit(const ct_handoff *h)
+ct_rtunnel *ct_reactor_record(void)
 {
     ct_reactor *re = least_loaded();
     ct_rtunnel *t;
@@ -458,12 +537,36 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     /* Records come from the first reactor's pool when none is left. */
     t = new_record(re ? re : &ct_reactors[0]);
     t->owner = re ? re : &ct_reactors[0];
-    t->fd[0] = h->client_fd;
-    t->fd[1] = h->origin_fd;
     for (i = 0; i < 2; i++) {
         t->side[i].t = t;
         t->side[i].side = i;
     }
+    return t;
+}
+
+void ct_reactor_queue(ct_rtunnel *t)
+{
+    ct_reactor *re = t->owner;
+    int i;
+
+    /* A reactor can go out of service meanwhile: try the next one (the
+     * record and its buffer, all of one size, may change free lists). */
+    for (i = 0; re != NULL && i <= CT_REACTOR_MAX; i++) {
+        if (enqueue(re, t)) {
+            return;
+        }
+        re = least_loaded();
+    }
+    ct_rtunnel_release(t);
+    abandon(t);
+}
+
+apr_status_t ct_reactor_submit(const ct_handoff *h)
+{
+    ct_rtunnel *t = ct_reactor_record();
+
+    t->fd[0] = h->client_fd;
+    t->fd[1] = h->origin_fd;
     t->start = h->start;
     /* The clocks the worker started go on: a hand-off restarts neither. */
     t->opened = h->opened;
@@ -488,16 +591,7 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
         memcpy(t->dir[0].pend->data, h->early, h->early_len);
         t->dir[0].len = (apr_uint32_t)h->early_len;
     }
-    /* A reactor can go out of service meanwhile: try the next one (the
-     * record and its buffer, all of one size, may change free lists). */
-    for (i = 0; re != NULL && i <= CT_REACTOR_MAX; i++) {
-        if (enqueue(re, t)) {
-            return APR_SUCCESS;
-        }
-        re = least_loaded();
-    }
-    ct_rtunnel_release(t);
-    abandon(t);
+    ct_reactor_queue(t);
     return APR_SUCCESS;
 }
 
@@ -579,6 +673,24 @@ static void stop_reactors(void)
     ct_nreactors = 0;
 }
 
+/* Let the reactors offer their tunnels to live children (the reactor
+ * threads do it: they alone touch their tunnels). */
+static void start_moving(void)
+{
+    apr_uint64_t one = 1;
+    int i;
+
+    if (!ct_migrate_begin(ct_nreactors)) {
+        return;
+    }
+    apr_atomic_set32(&ct_moving, 1);
+    for (i = 0; i < ct_nreactors; i++) {
+        if (write(ct_reactors[i].evfd, &one, sizeof(one)) < 0) {
+            continue;
+        }
+    }
+}
+
 /* The parent's SIGTERM (see drain()); the MPM's own handler for it in a
  * child's main thread does nothing but interrupt a wait. */
 static void on_term(int sig)
@@ -620,6 +732,7 @@ static apr_status_t drain(void *data)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct_server, CT_LOGNO(00075)
                      "reactor: child exiting, draining %u tunnels",
                      apr_atomic_read32(&ct_reserved));
+        start_moving();
         while (apr_atomic_read32(&ct_reserved) > 0 && !ct_term
                && (until == 0 || apr_time_now() < until)) {
             apr_sleep(apr_time_from_msec(100));
@@ -637,6 +750,7 @@ static apr_status_t drain(void *data)
         ct_stats_draining(-1);
     }
     stop_reactors();
+    ct_migrate_end();
     /* The lines of the tunnels just closed, before mod_log_config
      * flushes and closes its logs (a cleanup of the same pool). */
     ct_alog_child_stop();
@@ -652,6 +766,7 @@ void ct_reactor_child_init(apr_pool_t *pchild, server_rec *s, int threads,
     ct_server = s;
     ct_nreactors = 0;
     ct_stopping = 0;
+    ct_moving = 0;
     ct_graceful = 0;
     ct_reserved = 0;
     ct_pipes = 0;

@@ -197,6 +197,41 @@ int ct_reactor_pipe_get(void);
 void ct_reactor_pipe_put(void);
 
 /**
+ * Count a pipe that came with a tunnel from another child: it is open
+ * already, whatever the budget says.
+ */
+void ct_reactor_pipe_add(void);
+
+/**
+ * Give direction i of t (not yet queued, any thread) a pipe that came
+ * from another child holding pending bytes.
+ */
+void ct_rtunnel_adopt_pipe(ct_rtunnel *t, int i, int rfd, int wfd,
+                           apr_size_t pending, apr_size_t capacity);
+
+/**
+ * Reserve a place for a tunnel another child moves here: none while
+ * this child stops.
+ */
+int ct_reactor_reserve_moved(void);
+
+/**
+ * Whether this child runs reactors.
+ */
+int ct_reactor_running(void);
+
+/**
+ * A zeroed record for a new tunnel, its owner the least loaded reactor.
+ */
+ct_rtunnel *ct_reactor_record(void);
+
+/**
+ * Queue a filled record on its reactor (or another in service), for a
+ * place reserved with ct_reactor_reserve().
+ */
+void ct_reactor_queue(ct_rtunnel *t);
+
+/**
  * Close the pipes a stopping reactor kept for reuse.
  */
 void ct_rtunnel_close_pipes(ct_reactor *re);

@@ -511,6 +511,24 @@ void ct_rtunnel_release(ct_rtunnel *t)
     }
 }
 
+void ct_rtunnel_adopt_pipe(ct_rtunnel *t, int i, int rfd, int wfd,
+                           apr_size_t pending, apr_size_t capacity)
+{
+    ct_reactor *re = t->owner;
+    ct_rpipe *rp;
+
+    apr_thread_mutex_lock(re->lock);
+    rp = apr_palloc(re->pool, sizeof(*rp));
+    apr_thread_mutex_unlock(re->lock);
+    rp->next = NULL;
+    rp->p.rfd = rfd;
+    rp->p.wfd = wfd;
+    rp->p.pending = pending;
+    rp->p.capacity = capacity;
+    ct_reactor_pipe_add();
+    t->dir[i].pipe = rp;
+}
+
 void ct_rtunnel_close_pipes(ct_reactor *re)
 {
     ct_rpipe *rp, *next;

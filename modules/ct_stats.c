@@ -17,6 +17,7 @@
 #include "ap_mpm.h"
 
 #include "ct_private.h"
+#include "ct_config.h"
 #include "ct_report.h"
 #include "ct_stats.h"
 
@@ -26,7 +27,12 @@ typedef struct {
     volatile apr_uint32_t pid;
     volatile apr_uint32_t live[2];      /* by ct_place */
     volatile apr_uint32_t draining;     /* draining its tunnels */
+    /* The last tunnel each of its reactors moved to another child:
+     * its sequence number, with CT_MARK_CANCELLED if it gave up. */
+    volatile apr_uint32_t mark[CT_REACTOR_THREADS_MAX];
 } ct_proc_rec;
+
+#define CT_MARK_CANCELLED 0x80000000u
 
 #define CT_PROC_FREE 0
 #define CT_PROC_LIVE 1
@@ -56,6 +62,8 @@ typedef struct {
     volatile apr_uint64_t bytes_up;
     volatile apr_uint64_t bytes_down;
     volatile apr_uint64_t log_dropped;  /* end-of-tunnel records */
+    volatile apr_uint64_t moved;        /* to another child (migrated) */
+    volatile apr_uint64_t move_refused; /* a receiving child said no */
     volatile apr_uint64_t refused[CT_STATS_REFUSALS];
     volatile apr_uint64_t ended[CT_STATS_ENDS];
     volatile apr_uint64_t sni[CT_SNI_RESULTS];
@@ -101,7 +109,7 @@ typedef struct {
 /* Where the shared segment's address survives restarts; named after its
  * layout, so that a graceful restart into a module of another layout
  * makes a new segment rather than misread the old one. */
-#define CT_STATS_KEY "mod_connect_tunnel-counters-v3"
+#define CT_STATS_KEY "mod_connect_tunnel-counters-v4"
 
 /* Until post_config, and if the segment cannot be had, a private copy:
  * one record, 0, that every tunnel of this process counts in. */
@@ -185,6 +193,7 @@ void ct_stats_child_init(server_rec *s)
             apr_atomic_set32(&p->live[CT_IN_WORKER], 0);
             apr_atomic_set32(&p->live[CT_IN_REACTOR], 0);
             apr_atomic_set32(&p->draining, 0);
+            memset((void *)p->mark, 0, sizeof(p->mark));
             apr_atomic_set32(&p->pid, (apr_uint32_t)getpid());
             ct_my_proc = (int)i;
             return;
@@ -339,6 +348,89 @@ void ct_stats_moved(void)
     apr_atomic_inc64(&ct_counts->handed_off);
 }
 
+void ct_stats_moved_out(void)
+{
+    apr_atomic_dec32(&ct_procs[ct_my_proc].live[CT_IN_REACTOR]);
+    apr_atomic_inc64(&ct_counts->moved);
+}
+
+void ct_stats_moved_in(void)
+{
+    apr_atomic_inc32(&ct_procs[ct_my_proc].live[CT_IN_REACTOR]);
+}
+
+void ct_stats_move_refused(void)
+{
+    apr_atomic_inc64(&ct_counts->move_refused);
+}
+
+int ct_stats_mark_take(int owner, int reactor, apr_uint32_t seq,
+                       apr_uint32_t *before)
+{
+    volatile apr_uint32_t *m;
+    apr_uint32_t old;
+
+    if (owner <= 0 || (apr_uint32_t)owner >= ct_counts->nprocs
+        || reactor < 0 || reactor >= CT_REACTOR_THREADS_MAX) {
+        /* A sender with no record cannot ask: its tunnel is taken. */
+        *before = 0;
+        return 1;
+    }
+    m = &ct_procs[owner].mark[reactor];
+    do {
+        old = apr_atomic_read32(m);
+        if (old == (seq | CT_MARK_CANCELLED)) {
+            return 0;
+        }
+    } while (apr_atomic_cas32(m, seq, old) != old);
+    *before = old;
+    return 1;
+}
+
+void ct_stats_mark_undo(int owner, int reactor, apr_uint32_t before)
+{
+    if (owner > 0 && (apr_uint32_t)owner < ct_counts->nprocs
+        && reactor >= 0 && reactor < CT_REACTOR_THREADS_MAX) {
+        apr_atomic_set32(&ct_procs[owner].mark[reactor], before);
+    }
+}
+
+int ct_stats_mark_cancel(int reactor, apr_uint32_t seq)
+{
+    volatile apr_uint32_t *m;
+    apr_uint32_t old;
+
+    if (ct_my_proc == 0) {
+        /* No record: receivers take such tunnels without asking. */
+        return 1;
+    }
+    m = &ct_procs[ct_my_proc].mark[reactor];
+    do {
+        old = apr_atomic_read32(m);
+        if (old == seq) {
+            return 1;
+        }
+    } while (apr_atomic_cas32(m, seq | CT_MARK_CANCELLED, old) != old);
+    return 0;
+}
+
+int ct_stats_proc_of(pid_t pid, int live_only)
+{
+    apr_uint32_t i, state;
+
+    for (i = 1; i < ct_counts->nprocs; i++) {
+        ct_proc_rec *p = &ct_procs[i];
+
+        state = apr_atomic_read32(&p->state);
+        if (apr_atomic_read32(&p->pid) == (apr_uint32_t)pid
+            && (state == CT_PROC_LIVE
+                || (!live_only && state == CT_PROC_GONE))) {
+            return (int)i;
+        }
+    }
+    return 0;
+}
+
 void ct_stats_log_dropped(void)
 {
     apr_atomic_inc64(&ct_counts->log_dropped);
@@ -406,6 +498,8 @@ void ct_stats_read(ct_stats_view *v)
     v->bytes_up = apr_atomic_read64(&ct_counts->bytes_up);
     v->bytes_down = apr_atomic_read64(&ct_counts->bytes_down);
     v->log_dropped = apr_atomic_read64(&ct_counts->log_dropped);
+    v->moved = apr_atomic_read64(&ct_counts->moved);
+    v->move_refused = apr_atomic_read64(&ct_counts->move_refused);
     for (i = 0; i < CT_STATS_REFUSALS; i++) {
         v->refused[i] = apr_atomic_read64(&ct_counts->refused[i]);
     }

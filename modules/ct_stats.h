@@ -63,6 +63,8 @@ typedef struct {
     apr_uint64_t bytes_up;
     apr_uint64_t bytes_down;
     apr_uint64_t log_dropped;           /* end-of-tunnel records */
+    apr_uint64_t moved;                 /* to a live child (migration) */
+    apr_uint64_t move_refused;          /* a receiving child said no */
     apr_uint64_t refused[CT_STATS_REFUSALS];
     apr_uint64_t ended[CT_STATS_ENDS];  /* index 0 (CT_END_NONE) unused */
     apr_uint64_t sni[CT_SNI_RESULTS];   /* ConnectTunnelSNI's checks */
@@ -156,6 +158,47 @@ void ct_stats_read(ct_stats_view *v);
  * A tunnel moved from a worker to a reactor.
  */
 void ct_stats_moved(void);
+
+/**
+ * A reactor tunnel moved to another child process (sender's side).
+ */
+void ct_stats_moved_out(void);
+
+/**
+ * A reactor tunnel arrived from another child process (receiver's side).
+ */
+void ct_stats_moved_in(void);
+
+/**
+ * This child refused a tunnel another child tried to move to it.
+ */
+void ct_stats_move_refused(void);
+
+/**
+ * A receiver takes move seq of reactor `reactor` of the child with
+ * record owner: 0 when that sender cancelled it; else its mark is set
+ * and *before is what it was (for ct_stats_mark_undo()).
+ */
+int ct_stats_mark_take(int owner, int reactor, apr_uint32_t seq,
+                       apr_uint32_t *before);
+
+/**
+ * Put a mark back as it was before ct_stats_mark_take().
+ */
+void ct_stats_mark_undo(int owner, int reactor, apr_uint32_t before);
+
+/**
+ * This child's reactor heard no answer to move seq: 1 when the receiver
+ * took the tunnel, else the move is cancelled (a late receiver refuses
+ * it) and 0.
+ */
+int ct_stats_mark_cancel(int reactor, apr_uint32_t seq);
+
+/**
+ * The record of the child process pid (live_only: only while it runs,
+ * else also once it exited until its counts are taken off), or 0.
+ */
+int ct_stats_proc_of(pid_t pid, int live_only);
 
 /**
  * An end-of-tunnel record was dropped: the log program did not read.

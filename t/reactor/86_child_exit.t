@@ -8,7 +8,8 @@
 #     later, a new child serves a new CONNECT, and the 4 end cleanly
 #     (end=closed) when their clients end them.  Same expectations with tunnels in workers (the
 #     busy workers keep the child, as with stock).
-#   ConnectTunnelDrainTimeout 2, graceful restart (reactors only): the old
+#   ConnectTunnelDrainTimeout 2, ConnectTunnelMigrate Off (moving the
+#     tunnels is 96_migrate.t's), graceful restart (reactors only): the old
 #     child drains for 2 s, then closes its tunnels (end=shutdown): each
 #     closes no earlier than 1.8 s after the SIGUSR1 (the limit, checked
 #     every 100 ms) and no later than 5 s after it, while a tunnel opened
@@ -131,6 +132,7 @@ SKIP: {
     my $httpd = CT::Server->start(conf => <<'EOC');
 StartServers 1
 ConnectTunnelDrainTimeout 2
+ConnectTunnelMigrate Off
 EOC
     my @s;
     for my $i (1 .. 3) {

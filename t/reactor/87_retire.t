@@ -12,7 +12,9 @@
 #   Whichever child it is, all 12 tunnels still echo 5 s later (after
 #   GracefulShutdownTimeout), none has a record end=shutdown, and all end
 #   cleanly (end=closed) when their clients end them.
-# The same with ConnectTunnelDrainTimeout 6: all 12 still echo 4 s after
+# The same with ConnectTunnelDrainTimeout 6 and ConnectTunnelMigrate Off
+# (a retired child that moves its tunnels is in 96_migrate.t): all 12
+# still echo 4 s after
 #   the retirement; then the retired child's 6 are closed within 6 + 4 s
 #   (end=shutdown, CT00152 naming ConnectTunnelDrainTimeout) while the
 #   other child's 6 still echo.
@@ -140,7 +142,7 @@ sub spike {
 }
 
 {
-    start_server('ConnectTunnelDrainTimeout 6');
+    start_server("ConnectTunnelDrainTimeout 6\nConnectTunnelMigrate Off");
     my ($t0, @all) = spike('drain limit');
     sleep 4 - (time - $t0) while time - $t0 < 4;
     my @dead = grep { !echo_ok($_, "later\n", 3) } @all;
