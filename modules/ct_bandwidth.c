@@ -174,22 +174,17 @@ static apr_status_t leave_client(void *data)
 static int join_client(request_rec *r, const ct_server_conf *conf,
                        ct_bw *bw)
 {
-    int d;
+    apr_uint64_t id = client_id(r, conf);
+    int slot = ct_bw_slot_join(ct_bw_clients, id, apr_time_now());
 
-    bw->slot = ct_bw_slot_join(ct_bw_clients, client_id(r, conf));
-    if (bw->slot < 0) {
+    if (slot < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, CT_LOGNO(00362)
                       "tunnel refused: the bandwidth client table has no "
                       "room for client %s", r->useragent_ip);
         return ct_report_refusal(r, HTTP_SERVICE_UNAVAILABLE, CT_PS_LIMIT,
                                  "Too many clients are being served.");
     }
-    bw->cword = &ct_bw_clients->slots[bw->slot].word;
-    for (d = 0; d < 2; d++) {
-        if (bw->dir[d].client.rate) {
-            bw->dir[d].ctat = &ct_bw_clients->slots[bw->slot].tat[d];
-        }
-    }
+    ct_bw_attach(bw, ct_bw_clients, id, slot);
     apr_pool_cleanup_register(r->pool, bw, leave_client,
                               apr_pool_cleanup_null);
     return OK;
@@ -228,8 +223,8 @@ void ct_bandwidth_detach(request_rec *r, ct_bw *bw)
 
 void ct_bandwidth_release(ct_bw *bw)
 {
-    if (bw->slot >= 0 && ct_bw_clients) {
-        ct_bw_slot_leave(ct_bw_clients, bw->slot);
+    if (bw->slot >= 0 && bw->table) {
+        ct_bw_slot_leave(bw->table, bw->slot, bw->id);
     }
     bw->slot = -1;
     bw->cword = NULL;

@@ -10,7 +10,11 @@
  * for the same room runs the shared word ahead and waits the longer next
  * time: over time the rate holds.  The client table needs no lock: an
  * entry is one word (id and tunnel count) changed by compare-and-swap,
- * and never moves while a tunnel holds it.
+ * and never moves while a tunnel holds it.  An entry whose client moved
+ * nothing for CT_BW_STALE may be taken by another client when no other
+ * slot is free (a killed child leaves counts behind that no tunnel gives
+ * back); the quiet client's tunnels notice at their next read and join
+ * an entry anew.
  */
 
 #include "apr_atomic.h"
@@ -21,6 +25,9 @@
 /* The tunnel count's bits in a slot's word; the client id has the rest. */
 #define CT_BW_COUNT_BITS 24
 #define CT_BW_COUNT_MASK ((APR_UINT64_C(1) << CT_BW_COUNT_BITS) - 1)
+
+static apr_uint64_t id_part(apr_uint64_t id);
+static void rejoin(ct_bw *bw, apr_time_t now);
 
 static apr_uint64_t min64(apr_uint64_t a, apr_uint64_t b)
 {
@@ -54,6 +61,10 @@ apr_size_t ct_bw_allow(ct_bw *bw, int d, apr_time_t now, apr_size_t want)
 
     if (want == 0) {
         return 0;
+    }
+    if (bw->cword != NULL
+        && id_part(apr_atomic_read64(bw->cword)) != id_part(bw->id)) {
+        rejoin(bw, now);
     }
     if (x->tunnel.rate) {
         room = min64(room, ct_bucket_room(&x->tunnel, x->tat,
@@ -199,22 +210,42 @@ static int join_held(ct_bw_table *t, apr_uint64_t id, int below)
     return -1;
 }
 
-/* Take the first free slot of the window for id; -1 if none. */
-static int claim_free(ct_bw_table *t, apr_uint64_t id)
+/* Whether slot i's client moved nothing since CT_BW_STALE before now. */
+static int stale(ct_bw_slot *slot, apr_time_t now)
+{
+    apr_uint64_t horizon = (apr_uint64_t)(now - CT_BW_STALE);
+
+    return now > CT_BW_STALE
+           && apr_atomic_read64(&slot->tat[0]) <= horizon
+           && apr_atomic_read64(&slot->tat[1]) <= horizon;
+}
+
+/*
+ * Take a slot of the window for id: a free one, or else one whose client
+ * went stale (a child that died holding tunnels leaves a count no tunnel
+ * will give back; a live client that was only quiet joins anew when it
+ * next reads, see ct_bw_allow()).  -1 if none.
+ */
+static int claim_free(ct_bw_table *t, apr_uint64_t id, apr_time_t now)
 {
     apr_uint64_t mine = (id_part(id) << CT_BW_COUNT_BITS) | 1;
-    int k;
+    int k, pass;
 
-    for (k = 0; k < CT_BW_WINDOW; k++) {
-        int i = slot_at(id, k);
-        apr_uint64_t w = apr_atomic_read64(&t->slots[i].word);
+    for (pass = 0; pass < 2; pass++) {
+        for (k = 0; k < CT_BW_WINDOW; k++) {
+            int i = slot_at(id, k);
+            apr_uint64_t w = apr_atomic_read64(&t->slots[i].word);
+            int usable = pass == 0 ? (w & CT_BW_COUNT_MASK) == 0
+                                   : id_part(w) != id_part(id)
+                                     && stale(&t->slots[i], now);
 
-        if ((w & CT_BW_COUNT_MASK) == 0
-            && apr_atomic_cas64(&t->slots[i].word, mine, w) == w) {
-            /* A fresh budget: the last client's debt is not ours. */
-            apr_atomic_set64(&t->slots[i].tat[0], 0);
-            apr_atomic_set64(&t->slots[i].tat[1], 0);
-            return i;
+            if (usable
+                && apr_atomic_cas64(&t->slots[i].word, mine, w) == w) {
+                /* A fresh budget: the last client's debt is not ours. */
+                apr_atomic_set64(&t->slots[i].tat[0], 0);
+                apr_atomic_set64(&t->slots[i].tat[1], 0);
+                return i;
+            }
         }
     }
     return -1;
@@ -226,14 +257,14 @@ static int claim_free(ct_bw_table *t, apr_uint64_t id)
  * window wins, and the later one is given up, so that the client ends
  * with one budget.
  */
-int ct_bw_slot_join(ct_bw_table *t, apr_uint64_t id)
+int ct_bw_slot_join(ct_bw_table *t, apr_uint64_t id, apr_time_t now)
 {
     int i, k, lower;
 
     if ((i = join_held(t, id, CT_BW_WINDOW)) >= 0) {
         return i;
     }
-    if ((i = claim_free(t, id)) < 0) {
+    if ((i = claim_free(t, id, now)) < 0) {
         return -1;
     }
     for (k = 0; k < CT_BW_WINDOW && slot_at(id, k) != i; k++) {
@@ -242,15 +273,15 @@ int ct_bw_slot_join(ct_bw_table *t, apr_uint64_t id)
     if ((lower = join_held(t, id, k)) < 0) {
         return i;
     }
-    ct_bw_slot_leave(t, i);
+    ct_bw_slot_leave(t, i, id);
     return lower;
 }
 
-void ct_bw_slot_leave(ct_bw_table *t, int i)
+void ct_bw_slot_leave(ct_bw_table *t, int i, apr_uint64_t id)
 {
     apr_uint64_t w = apr_atomic_read64(&t->slots[i].word);
 
-    while ((w & CT_BW_COUNT_MASK) != 0) {
+    while (id_part(w) == id_part(id) && (w & CT_BW_COUNT_MASK) != 0) {
         apr_uint64_t seen = apr_atomic_cas64(&t->slots[i].word, w - 1, w);
 
         if (seen == w) {
@@ -258,6 +289,32 @@ void ct_bw_slot_leave(ct_bw_table *t, int i)
         }
         w = seen;
     }
+}
+
+void ct_bw_attach(ct_bw *bw, ct_bw_table *t, apr_uint64_t id, int slot)
+{
+    int d;
+
+    bw->table = t;
+    bw->id = id;
+    bw->slot = slot;
+    bw->cword = slot >= 0 ? &t->slots[slot].word : NULL;
+    for (d = 0; d < 2; d++) {
+        bw->dir[d].ctat = slot >= 0 && bw->dir[d].client.rate
+                          ? &t->slots[slot].tat[d] : NULL;
+    }
+}
+
+/*
+ * The client's entry was taken by another client while this one moved
+ * nothing: join its entry anew.  With no room in its window, the tunnel
+ * goes on under its own limit only (the table is full of active
+ * clients; refusing bytes to a tunnel already open would be worse).
+ */
+static void rejoin(ct_bw *bw, apr_time_t now)
+{
+    ct_bw_attach(bw, bw->table, bw->id,
+                 ct_bw_slot_join(bw->table, bw->id, now));
 }
 
 apr_uint32_t ct_bw_slot_count(const ct_bw_table *t, int i)

@@ -39,6 +39,9 @@
 /* The largest rate or burst a directive takes (1 TB/s). */
 #define CT_BW_MAX APR_UINT64_C(1000000000000)
 
+/* The client table in shared memory (below). */
+typedef struct ct_bw_table ct_bw_table;
+
 /* One direction's limits; a rate of 0 is no limit. */
 typedef struct {
     ct_bucket_conf tunnel;
@@ -52,6 +55,8 @@ typedef struct {
 typedef struct {
     ct_bw_dir dir[2];
     volatile apr_uint64_t *cword;   /* the client's entry's word, or NULL */
+    ct_bw_table *table;         /* where the entry is, or NULL */
+    apr_uint64_t id;            /* the client's id in it */
     int slot;                   /* the client's entry, or -1 */
 } ct_bw;
 
@@ -97,22 +102,34 @@ typedef struct {
 #define CT_BW_SLOTS 8192            /* a power of two */
 #define CT_BW_WINDOW 16             /* slots a client may land in */
 
-typedef struct {
+/* An entry whose client moved nothing for this long may be taken by
+ * another client when its window is full, whatever its count says: a
+ * child killed while it held tunnels leaves its counts behind. */
+#define CT_BW_STALE apr_time_from_sec(10)
+
+struct ct_bw_table {
     apr_uint64_t seed;
     ct_bw_slot slots[CT_BW_SLOTS];
-} ct_bw_table;
+};
 
 /**
  * Join the entry of the client whose key hashes (with the table's seed)
- * to id, or take a free one for it; lock-free.
- * @return the slot, or -1 when every slot of its window is taken
+ * to id, or take a free one for it, or else one that went stale (see
+ * CT_BW_STALE) at time now; lock-free.
+ * @return the slot, or -1 when every slot of its window is in use
  */
-int ct_bw_slot_join(ct_bw_table *t, apr_uint64_t id);
+int ct_bw_slot_join(ct_bw_table *t, apr_uint64_t id, apr_time_t now);
 
 /**
- * Leave slot i (its last tunnel frees it).
+ * Leave slot i, joined for id (its last tunnel frees it); nothing if
+ * another client has taken the slot since.
  */
-void ct_bw_slot_leave(ct_bw_table *t, int i);
+void ct_bw_slot_leave(ct_bw_table *t, int i, apr_uint64_t id);
+
+/**
+ * Point bw at the entry of client id in t (slot from ct_bw_slot_join).
+ */
+void ct_bw_attach(ct_bw *bw, ct_bw_table *t, apr_uint64_t id, int slot);
 
 /**
  * The id of a client key (any bytes), keyed with the table's seed;

@@ -1212,32 +1212,71 @@ static void test_bw_rate(void)
            "1M");
 }
 
-/* Two tunnels of a client share its word; a third client is apart. */
+/* Two tunnels of a client share its word; a third client is apart; an
+ * entry left behind by a killed child is taken once it is stale. */
 static void test_bw_clients(apr_pool_t *p)
 {
     ct_bw_table *t = apr_pcalloc(p, sizeof(*t));
-    apr_uint64_t a, b;
+    apr_time_t now = apr_time_from_sec(1000);
+    apr_uint64_t a, b, c;
+    ct_bw bw;
     int i, j, k;
 
     t->seed = 12345;
     a = ct_bw_client_id(t, "client-a", 8);
     b = ct_bw_client_id(t, "client-b", 8);
-    i = ct_bw_slot_join(t, a);
-    j = ct_bw_slot_join(t, a);
-    k = ct_bw_slot_join(t, b);
+    c = ct_bw_client_id(t, "client-c", 8);
+    i = ct_bw_slot_join(t, a, now);
+    j = ct_bw_slot_join(t, a, now);
+    k = ct_bw_slot_join(t, b, now);
     expect(i >= 0 && i == j && ct_bw_slot_count(t, i) == 2,
            "bw table: one entry per client", "a twice");
     expect(k >= 0 && k != i, "bw table: clients apart", "b");
-    ct_bw_slot_leave(t, i);
-    ct_bw_slot_leave(t, i);
+    ct_bw_slot_leave(t, i, a);
+    ct_bw_slot_leave(t, i, a);
     expect(ct_bw_slot_count(t, i) == 0, "bw table: freed by its last",
            "a");
     for (j = 0; j < CT_BW_WINDOW; j++) {
-        /* Fill a's window with other clients' entries (same home). */
-        t->slots[(a + (apr_uint64_t)j) & (CT_BW_SLOTS - 1)].word = 1;
+        /* Fill a's window with other clients' entries (same home), each
+         * with a tunnel and bytes moved just now. */
+        i = (int)((a + (apr_uint64_t)j) & (CT_BW_SLOTS - 1));
+        t->slots[i].word = (APR_UINT64_C(1) << 40) | 1;
+        t->slots[i].tat[0] = (apr_uint64_t)now;
     }
-    expect(ct_bw_slot_join(t, a) == -1, "bw table: a full window refuses",
+    expect(ct_bw_slot_join(t, a, now) == -1,
+           "bw table: a full window of active clients refuses", "a");
+    /* What a child killed holding 3 tunnels leaves: counts nobody gives
+     * back.  Once its client moved nothing for CT_BW_STALE, another
+     * client may take the entry. */
+    i = (int)(a & (CT_BW_SLOTS - 1));
+    t->slots[i].word = (APR_UINT64_C(2) << 40) | 3;
+    expect(ct_bw_slot_join(t, a, now + CT_BW_STALE / 2) == -1,
+           "bw table: an entry quiet for less than the stale time is kept",
            "a");
+    j = ct_bw_slot_join(t, a, now + CT_BW_STALE + 1);
+    expect(j == i && ct_bw_slot_count(t, j) == 1
+           && t->slots[j].tat[0] == 0,
+           "bw table: a stale entry is taken, with a fresh budget", "a");
+    ct_bw_slot_leave(t, j, c);
+    expect(ct_bw_slot_count(t, j) == 1,
+           "bw table: leaving an entry another client took changes nothing",
+           "c");
+    /* A quiet tunnel of the client whose entry was taken joins anew at
+     * its next read. */
+    memset(t, 0, sizeof(*t));
+    t->seed = 12345;
+    memset(&bw, 0, sizeof(bw));
+    bw.dir[0].client.rate = 1000000;
+    bw.dir[0].client.burst = 100000;
+    ct_bw_attach(&bw, t, b, ct_bw_slot_join(t, b, now));
+    k = bw.slot;
+    t->slots[k].word = ((c >> 24) << 24) | 1;
+    (void)ct_bw_allow(&bw, 0, now, 4096);
+    expect(bw.slot >= 0 && bw.slot != k
+           && bw.dir[0].ctat == &t->slots[bw.slot].tat[0]
+           && ct_bw_slot_count(t, bw.slot) == 1,
+           "bw: a tunnel whose entry was taken joins its client's anew",
+           "b");
 }
 
 int main(void)
