@@ -229,3 +229,15 @@ void ct_bandwidth_release(ct_bw *bw)
     bw->slot = -1;
     bw->cword = NULL;
 }
+
+void ct_bandwidth_adopt(ct_bw *bw)
+{
+    /* Only values travel: the sender's pointers are not trusted, the
+     * entry is found again by its place in this child's table. */
+    if (ct_bw_clients != NULL && bw->slot >= 0 && bw->slot < CT_BW_SLOTS) {
+        ct_bw_attach(bw, ct_bw_clients, bw->id, bw->slot);
+    }
+    else {
+        ct_bw_attach(bw, NULL, bw->id, -1);
+    }
+}

@@ -46,4 +46,10 @@ void ct_bandwidth_detach(request_rec *r, ct_bw *bw);
  */
 void ct_bandwidth_release(ct_bw *bw);
 
+/**
+ * A tunnel moved here from another child (ConnectTunnelMigrate): its
+ * budgets' values came with it; point it at this child's client table.
+ */
+void ct_bandwidth_adopt(ct_bw *bw);
+
 #endif /* CT_BANDWIDTH_H */

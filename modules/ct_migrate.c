@@ -276,6 +276,12 @@ static void describe(const ct_rtunnel *t, ct_sender *sd, int reactor,
     memcpy(h->target, t->target, sizeof(h->target));
     memcpy(h->address, t->address, sizeof(h->address));
     h->alog_len = (apr_uint32_t)ct_alog_export(t->alog, &h->server);
+    /* Its bandwidth budgets go on (and its share of its client's entry,
+     * which the receiver gives back when the tunnel ends). */
+    h->limited = t->limited;
+    if (t->limited) {
+        h->bw = t->bw;
+    }
 }
 
 /* Send t's message; 0 or an errno. */

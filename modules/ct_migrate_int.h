@@ -61,6 +61,8 @@ typedef struct {
     apr_uint64_t pipe_cap[2];
     apr_uint32_t alog_len;
     apr_int32_t server;         /* the record's virtual host, by place */
+    apr_int32_t limited;        /* bw applies */
+    ct_bw bw;                   /* its values; the receiver's pointers */
     char client[48];
     char target[CT_REACTOR_TEXT];
     char address[64];

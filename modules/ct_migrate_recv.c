@@ -21,6 +21,7 @@
 #include "ct_stats.h"
 #include "ct_limits.h"
 #include "ct_accesslog.h"
+#include "ct_bandwidth.h"
 
 #if defined(__linux__)
 
@@ -123,6 +124,11 @@ static void build(ct_rtunnel *t, const ct_mig_head *h, const char *data,
     }
     if (h->alog_len > 0) {
         t->alog = ct_alog_import(data, h->alog_len, h->server);
+    }
+    if (h->limited) {
+        t->bw = h->bw;
+        ct_bandwidth_adopt(&t->bw);
+        t->limited = 1;
     }
 }
 
