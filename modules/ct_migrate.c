@@ -278,9 +278,9 @@ static void describe(const ct_rtunnel *t, ct_sender *sd, int reactor,
     h->alog_len = (apr_uint32_t)ct_alog_export(t->alog, &h->server);
     /* Its bandwidth budgets go on (and its share of its client's entry,
      * which the receiver gives back when the tunnel ends). */
-    h->limited = t->limited;
-    if (t->limited) {
-        h->bw = t->bw;
+    h->limited = t->lim != NULL;
+    if (t->lim) {
+        h->bw = t->lim->bw;
     }
 }
 

@@ -126,9 +126,9 @@ static void build(ct_rtunnel *t, const ct_mig_head *h, const char *data,
         t->alog = ct_alog_import(data, h->alog_len, h->server);
     }
     if (h->limited) {
-        t->bw = h->bw;
-        ct_bandwidth_adopt(&t->bw);
-        t->limited = 1;
+        t->lim = ct_rtunnel_take_limit(t->owner);
+        t->lim->bw = h->bw;
+        ct_bandwidth_adopt(&t->lim->bw);
     }
 }
 

@@ -106,8 +106,8 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
     ct_rtunnel_untime(t);
     record_end(t);
     ct_limits_release(&t->limits);
-    if (t->limited) {
-        ct_bandwidth_release(&t->bw);
+    if (t->lim) {
+        ct_bandwidth_release(&t->lim->bw);
     }
     if (t->prev) {
         t->prev->next = t->next;
@@ -138,6 +138,11 @@ static void free_dead(ct_reactor *re)
         next = t->next;
         t->next = re->free;
         re->free = t;
+        if (t->lim) {
+            t->lim->next = re->free_lims;
+            re->free_lims = t->lim;
+            t->lim = NULL;
+        }
     }
     apr_thread_mutex_unlock(re->lock);
     re->dead = NULL;
@@ -149,6 +154,7 @@ static void free_dead(ct_reactor *re)
 static void forget(ct_reactor *re, ct_rtunnel *t)
 {
     t->end = CT_END_SHUTDOWN;
+    ct_rtunnel_untime(t);
     if (t->prev) {
         t->prev->next = t->next;
     }
@@ -336,8 +342,8 @@ static void run_timers(ct_reactor *re)
     ct_end end;
 
     for (t = re->timed; t != NULL; t = next) {
-        next = t->tnext;
-        if (t->resume <= now
+        next = t->lim->tnext;
+        if (t->lim->resume <= now
             && (end = ct_rtunnel_pump(t, 0)) != CT_END_NONE) {
             finish(re, t, end);
         }
@@ -522,8 +528,8 @@ static void abandon(ct_rtunnel *t)
     }
     record_end(t);
     ct_limits_release(&t->limits);
-    if (t->limited) {
-        ct_bandwidth_release(&t->bw);
+    if (t->lim) {
+        ct_bandwidth_release(&t->lim->bw);
     }
     apr_atomic_dec32(&ct_reserved);
 }
@@ -580,8 +586,10 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     t->up0 = h->up;
     t->down0 = h->down;
     t->limits = h->limits;
-    t->limited = h->limited;
-    t->bw = h->bw;
+    if (h->limited) {
+        t->lim = ct_rtunnel_take_limit(t->owner);
+        t->lim->bw = h->bw;
+    }
     t->alog = h->alog;
     apr_cpystrn(t->client, h->client, sizeof(t->client));
     apr_cpystrn(t->target, h->target, sizeof(t->target));

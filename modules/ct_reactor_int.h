@@ -76,9 +76,20 @@ typedef struct {
     unsigned int eof:1;
     unsigned int shut:1;
     unsigned int drained:1;     /* not to be read again this wake-up */
-    unsigned int throttled:1;   /* out of bandwidth budget until resume */
-    apr_time_t resume;
+    unsigned int throttled:1;   /* out of bandwidth budget for now */
 } ct_rdir;
+
+/* A limited tunnel's bandwidth state, apart from its record so that the
+ * tunnels without a limit (most) do not carry it. */
+typedef struct ct_rlimit {
+    struct ct_rlimit *next;     /* free list */
+    ct_bw bw;                   /* bandwidth limits, left when it ends */
+    ct_rtunnel *tnext;          /* on the reactor's timer list while a */
+    ct_rtunnel *tprev;          /* direction waits for its budget */
+    int timed;
+    apr_time_t resume;          /* the earliest such wait ends */
+    apr_time_t dresume[2];      /* when a throttled direction reads again */
+} ct_rlimit;
 
 /* What epoll hands back: the tunnel and which of its sockets. */
 typedef struct {
@@ -109,12 +120,7 @@ struct ct_rtunnel {
     int nohalfclose;
     int zero_copy;
     ct_limit_hold limits;       /* given back when it ends */
-    int limited;                /* bw applies */
-    ct_bw bw;                   /* bandwidth limits, left when it ends */
-    ct_rtunnel *tnext;          /* on the reactor's timer list while a */
-    ct_rtunnel *tprev;          /* direction waits for its budget */
-    int timed;
-    apr_time_t resume;          /* the earliest such wait ends */
+    ct_rlimit *lim;             /* bandwidth state, or NULL: no limit */
     ct_end end;                 /* CT_END_NONE while it runs */
     struct ct_alog *alog;       /* its access-log line, or NULL */
     char client[48];
@@ -132,6 +138,7 @@ struct ct_reactor {
     ct_rtunnel *incoming;       /* submitted, not yet adopted (lock) */
     ct_rtunnel *free;           /* free records (lock) */
     ct_rbuf *free_bufs;         /* (lock) */
+    ct_rlimit *free_lims;       /* (lock) */
     ct_rpipe *free_pipes;       /* open, empty: reactor thread only */
     ct_rpipe *spare_pipes;      /* closed records for reuse */
     int nfree_pipes;
@@ -178,6 +185,12 @@ void ct_rtunnel_unwatch(ct_rtunnel *t, int side);
  * A partial-write buffer from the reactor's free list (any thread).
  */
 ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re);
+
+/**
+ * A zeroed bandwidth state from re's free list or pool, for a limited
+ * tunnel; it goes back with the tunnel's record.
+ */
+ct_rlimit *ct_rtunnel_take_limit(ct_reactor *re);
 
 /**
  * Give back the buffers and pipes a finished tunnel holds.

@@ -60,7 +60,8 @@ static int set_events(ct_rtunnel *t, int side, apr_uint32_t events)
 /*
  * Bandwidth hook: the bytes direction i may read now, at most want.  0
  * when its budget is spent: it reads nothing, is not watched for
- * readability, and waits on the reactor's timer list until d->resume.
+ * readability, and waits on the reactor's timer list until its
+ * dresume[i].
  */
 static apr_size_t bw_room(ct_rtunnel *t, int i, apr_size_t want)
 {
@@ -68,15 +69,15 @@ static apr_size_t bw_room(ct_rtunnel *t, int i, apr_size_t want)
     apr_time_t now;
     apr_size_t n;
 
-    if (!t->limited) {
+    if (t->lim == NULL) {
         return want;
     }
     now = apr_time_now();
-    n = ct_bw_allow(&t->bw, i, now, want);
+    n = ct_bw_allow(&t->lim->bw, i, now, want);
     if (n == 0) {
         d->throttled = 1;
         d->drained = 1;
-        d->resume = ct_bw_resume(&t->bw, i, now);
+        t->lim->dresume[i] = ct_bw_resume(&t->lim->bw, i, now);
     }
     return n;
 }
@@ -84,8 +85,8 @@ static apr_size_t bw_room(ct_rtunnel *t, int i, apr_size_t want)
 /* Bandwidth hook: charge n bytes direction i read. */
 static void bw_charge(ct_rtunnel *t, int i, apr_size_t n)
 {
-    if (t->limited && n > 0) {
-        ct_bw_charge(&t->bw, i, apr_time_now(), n);
+    if (t->lim && n > 0) {
+        ct_bw_charge(&t->lim->bw, i, apr_time_now(), n);
     }
 }
 
@@ -99,7 +100,7 @@ static void bw_wake(ct_rtunnel *t)
     for (i = 0; i < 2; i++) {
         ct_rdir *d = &t->dir[i];
 
-        if (d->throttled && now >= d->resume) {
+        if (d->throttled && now >= t->lim->dresume[i]) {
             d->throttled = 0;
             d->drained = 0;
         }
@@ -111,20 +112,22 @@ static void bw_wake(ct_rtunnel *t)
 
 void ct_rtunnel_untime(ct_rtunnel *t)
 {
-    if (!t->timed) {
+    ct_rlimit *l = t->lim;
+
+    if (l == NULL || !l->timed) {
         return;
     }
-    if (t->tprev) {
-        t->tprev->tnext = t->tnext;
+    if (l->tprev) {
+        l->tprev->lim->tnext = l->tnext;
     }
     else {
-        t->owner->timed = t->tnext;
+        t->owner->timed = l->tnext;
     }
-    if (t->tnext) {
-        t->tnext->tprev = t->tprev;
+    if (l->tnext) {
+        l->tnext->lim->tprev = l->tprev;
     }
-    t->tnext = t->tprev = NULL;
-    t->timed = 0;
+    l->tnext = l->tprev = NULL;
+    l->timed = 0;
 }
 
 /* Bandwidth hook, as a pump ends: on the timer list while a direction
@@ -132,22 +135,24 @@ void ct_rtunnel_untime(ct_rtunnel *t)
 static void bw_timer(ct_rtunnel *t)
 {
     ct_rdir *up = &t->dir[0], *down = &t->dir[1];
+    ct_rlimit *l = t->lim;
 
     if (!up->throttled && !down->throttled) {
         ct_rtunnel_untime(t);
         return;
     }
-    t->resume = !up->throttled ? down->resume
-                : !down->throttled ? up->resume
-                : up->resume < down->resume ? up->resume : down->resume;
-    if (!t->timed) {
-        t->tprev = NULL;
-        t->tnext = t->owner->timed;
-        if (t->tnext) {
-            t->tnext->tprev = t;
+    l->resume = !up->throttled ? l->dresume[1]
+                : !down->throttled ? l->dresume[0]
+                : l->dresume[0] < l->dresume[1] ? l->dresume[0]
+                : l->dresume[1];
+    if (!l->timed) {
+        l->tprev = NULL;
+        l->tnext = t->owner->timed;
+        if (l->tnext) {
+            l->tnext->lim->tprev = t;
         }
         t->owner->timed = t;
-        t->timed = 1;
+        l->timed = 1;
     }
 }
 
@@ -157,9 +162,9 @@ apr_time_t ct_rtunnel_next_timer(const ct_reactor *re)
     const ct_rtunnel *t;
     apr_time_t at = 0;
 
-    for (t = re->timed; t != NULL; t = t->tnext) {
-        if (at == 0 || t->resume < at) {
-            at = t->resume;
+    for (t = re->timed; t != NULL; t = t->lim->tnext) {
+        if (at == 0 || t->lim->resume < at) {
+            at = t->lim->resume;
         }
     }
     return at;
@@ -180,6 +185,23 @@ ct_rbuf *ct_rtunnel_take_buf(ct_reactor *re)
     }
     apr_thread_mutex_unlock(re->lock);
     return b;
+}
+
+ct_rlimit *ct_rtunnel_take_limit(ct_reactor *re)
+{
+    ct_rlimit *l;
+
+    apr_thread_mutex_lock(re->lock);
+    l = re->free_lims;
+    if (l) {
+        re->free_lims = l->next;
+    }
+    else {
+        l = apr_palloc(re->pool, sizeof(*l));
+    }
+    apr_thread_mutex_unlock(re->lock);
+    memset(l, 0, sizeof(*l));
+    return l;
 }
 
 static void give_buf(ct_reactor *re, ct_rdir *d)
@@ -454,7 +476,7 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
 
     t->dir[0].drained = !(readable & CT_READ_CLIENT);
     t->dir[1].drained = !(readable & CT_READ_ORIGIN);
-    if (t->limited) {
+    if (t->lim) {
         bw_wake(t);
     }
     for (round = 0; moved && round < CT_ROUNDS; round++) {
@@ -493,7 +515,7 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
             return CT_END_INTERNAL;
         }
     }
-    if (t->limited) {
+    if (t->lim) {
         bw_timer(t);
     }
     /* Still more to read after CT_ROUNDS: level-triggered epoll says so
