@@ -86,6 +86,25 @@ static void record_end(ct_rtunnel *t)
     }
 }
 
+/* Off the live list, onto this batch's dead list (see free_dead()); the
+ * reactor's and the child's counts of tunnels drop by one. */
+static void retire(ct_reactor *re, ct_rtunnel *t)
+{
+    if (t->prev) {
+        t->prev->next = t->next;
+    }
+    else {
+        re->live = t->next;
+    }
+    if (t->next) {
+        t->next->prev = t->prev;
+    }
+    t->next = re->dead;
+    re->dead = t;
+    apr_atomic_dec32(&re->count);
+    apr_atomic_dec32(&ct_reserved);
+}
+
 /* Close a tunnel now; its record is freed after the current batch. */
 static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
 {
@@ -109,19 +128,7 @@ static void finish(ct_reactor *re, ct_rtunnel *t, ct_end end)
     if (t->lim) {
         ct_bandwidth_release(&t->lim->bw);
     }
-    if (t->prev) {
-        t->prev->next = t->next;
-    }
-    else {
-        re->live = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    }
-    t->next = re->dead;
-    re->dead = t;
-    apr_atomic_dec32(&re->count);
-    apr_atomic_dec32(&ct_reserved);
+    retire(re, t);
 }
 
 /* Records closed in a batch go back to the free list after it, so a
@@ -155,19 +162,7 @@ static void forget(ct_reactor *re, ct_rtunnel *t)
 {
     t->end = CT_END_SHUTDOWN;
     ct_rtunnel_untime(t);
-    if (t->prev) {
-        t->prev->next = t->next;
-    }
-    else {
-        re->live = t->next;
-    }
-    if (t->next) {
-        t->next->prev = t->prev;
-    }
-    t->next = re->dead;
-    re->dead = t;
-    apr_atomic_dec32(&re->count);
-    apr_atomic_dec32(&ct_reserved);
+    retire(re, t);
 }
 
 /* The child exits gracefully: offer some tunnels to other children,
