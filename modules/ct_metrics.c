@@ -226,31 +226,31 @@ static void prom_hist(request_rec *r, int k, const ct_hist_view *h)
                seconds(r->pool, h->sum), name, cum);
 }
 
-static void prom_labelled(request_rec *r, const ct_stats_view *v)
+/* A counter family with one series per value of its label, from..to-1. */
+static void counters(request_rec *r, const char *name, const char *help,
+                     const char *label, int from, int to,
+                     const char *(*label_of)(int), const apr_uint64_t *v)
 {
     int i;
 
-    family(r, "connect_tunnel_refused_total", "counter",
-           "CONNECT requests refused, by Proxy-Status error type.");
-    for (i = 0; i < CT_STATS_REFUSALS; i++) {
-        ap_rprintf(r, "connect_tunnel_refused_total{reason=\"%s\"} %"
-                   APR_UINT64_T_FMT "\n", ct_stats_refusal_name(i),
-                   v->refused[i]);
+    family(r, name, "counter", help);
+    for (i = from; i < to; i++) {
+        ap_rprintf(r, "%s{%s=\"%s\"} %" APR_UINT64_T_FMT "\n", name, label,
+                   label_of(i), v[i]);
     }
-    family(r, "connect_tunnel_ended_total", "counter",
-           "Tunnels ended, by reason.");
-    for (i = 1; i < CT_STATS_ENDS; i++) {
-        ap_rprintf(r, "connect_tunnel_ended_total{reason=\"%s\"} %"
-                   APR_UINT64_T_FMT "\n", ct_stats_end_name(i),
-                   v->ended[i]);
-    }
-    family(r, "connect_tunnel_sni_total", "counter",
-           "ClientHellos read by ConnectTunnelSNI, by result.");
-    for (i = 0; i < CT_SNI_RESULTS; i++) {
-        ap_rprintf(r, "connect_tunnel_sni_total{result=\"%s\"} %"
-                   APR_UINT64_T_FMT "\n", ct_sni_result_name(i),
-                   v->sni[i]);
-    }
+}
+
+static void prom_labelled(request_rec *r, const ct_stats_view *v)
+{
+    counters(r, "connect_tunnel_refused_total",
+             "CONNECT requests refused, by Proxy-Status error type.",
+             "reason", 0, CT_STATS_REFUSALS, ct_stats_refusal_name,
+             v->refused);
+    counters(r, "connect_tunnel_ended_total", "Tunnels ended, by reason.",
+             "reason", 1, CT_STATS_ENDS, ct_stats_end_name, v->ended);
+    counters(r, "connect_tunnel_sni_total",
+             "ClientHellos read by ConnectTunnelSNI, by result.",
+             "result", 0, CT_SNI_RESULTS, ct_sni_result_name, v->sni);
     family(r, "connect_tunnel_bytes_total", "counter",
            "Payload bytes relayed by ended tunnels, by direction.");
     ap_rprintf(r, "connect_tunnel_bytes_total{direction=\"up\"} %"
