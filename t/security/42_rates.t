@@ -42,8 +42,7 @@ my ($p_client, $p_prefix, $p_dest, $p_kids, $p_conc) =
     map { free_port() } 1 .. 5;
 my $srv = CT::Server->start(port => $p_client, relay => 1, threads => 2,
                             config => <<"EOF", mpm => <<'MPM');
-LoadModule status_module "${\ status_so() }"
-Listen 127.0.0.1:$p_client
+${\ CT::Server::load_lines('status') }Listen 127.0.0.1:$p_client
 Listen 127.0.0.1:$p_prefix
 Listen 127.0.0.1:$p_dest
 Listen 127.0.0.1:$p_kids
@@ -82,16 +81,6 @@ MaxRequestWorkers 12
 MinSpareThreads 1
 MaxSpareThreads 12
 MPM
-
-# mod_status, from the LoadModule lines apxs wrote for the test server.
-sub status_so {
-    my $file = Apache::Test::vars('t_conf') . '/modules.conf';
-    open my $fh, '<', $file or die "open $file: $!";
-    while (<$fh>) {
-        return $1 if /^LoadModule\s+status_module\s+"?([^"\s]+)"?/;
-    }
-    die "no mod_status in $file";
-}
 
 my $start = log_mark($srv->{error_log});
 my $l = listener(addr => '127.0.0.1', take_all => 1);

@@ -27,8 +27,7 @@ my $port = free_port();
 my $port_max = free_port();
 my $srv = CT::Server->start(port => $port, relay => 1, threads => 16,
                             config => <<"EOF", mpm => <<'MPM');
-LoadModule status_module "${\ status_so() }"
-Listen 127.0.0.1:$port
+${\ CT::Server::load_lines('status') }Listen 127.0.0.1:$port
 Listen 127.0.0.1:$port_max
 ProxyRequests On
 AllowCONNECT all
@@ -52,16 +51,6 @@ MaxRequestWorkers 64
 MinSpareThreads 1
 MaxSpareThreads 64
 MPM
-
-# mod_status, from the LoadModule lines apxs wrote for the test server.
-sub status_so {
-    my $file = Apache::Test::vars('t_conf') . '/modules.conf';
-    open my $fh, '<', $file or die "open $file: $!";
-    while (<$fh>) {
-        return $1 if /^LoadModule\s+status_module\s+"?([^"\s]+)"?/;
-    }
-    die "no mod_status in $file";
-}
 
 my $start = log_mark($srv->{error_log});
 my $l = listener(addr => '127.0.0.1', take_all => 1);
