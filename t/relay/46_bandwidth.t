@@ -11,11 +11,10 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Apache::Test qw(-withtestmore);
-use IO::Select;
 use Digest::SHA ();
 use Time::HiRes qw(time);
 use CT::Origin ();
-use CT::Client qw(open_tunnel);
+use CT::Client qw(duplex_all open_tunnel);
 use CT::Logs qw(log_mark no_crash);
 
 plan tests => 12;
@@ -40,40 +39,9 @@ sub open_one {
     return $t;
 }
 
-# Drive the tunnels until each got its bytes back (or the deadline);
-# each records its elapsed time.
+# Drive the tunnels (duplex_all), then close them.
 sub run_all {
-    my ($limit, @t) = @_;
-    my %by_fd = map { fileno($_->{s}) => $_ } @t;
-    my $deadline = time + $limit;
-    while (time < $deadline) {
-        my @open = grep { !exists $_->{secs} } @t;
-        last unless @open;
-        my $r = IO::Select->new(map { $_->{s} } @open);
-        my $w = IO::Select->new(map { $_->{s} }
-                                grep { length $_->{pending}
-                                       || !$_->{up}->done } @open);
-        my ($cr, $cw) = IO::Select->select($r, $w, undef, 0.5);
-        for my $s (@{ $cw || [] }) {
-            my $t = $by_fd{ fileno $s };
-            $t->{pending} = $t->{up}->next(65536) unless length $t->{pending};
-            my $k = syswrite $s, $t->{pending};
-            substr($t->{pending}, 0, $k, '') if $k;
-        }
-        for my $s (@{ $cr || [] }) {
-            my $t = $by_fd{ fileno $s };
-            my $k = sysread $s, my $buf, 262144;
-            if ($k) {
-                $t->{got} += $k;
-                $t->{sha}->add($buf);
-            }
-            elsif (defined $k || !$!{EAGAIN}) {
-                $t->{closed} = 1;
-            }
-            $t->{secs} = time - $t->{t0}
-                if $t->{got} >= $t->{size} || $t->{closed};
-        }
-    }
+    my @t = duplex_all(@_);
     close $_->{s} for @t;
     return @t;
 }

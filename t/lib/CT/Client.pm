@@ -25,7 +25,8 @@ our @EXPORT_OK = qw(yes vhost_port nonblocking readable write_all
                     proxy_socket send_raw tls_socket ca_file
                     server_cert_file run_cmd connect_tunnel tunnel
                     tunnel_via raw_connect open_tunnel echo_ok relays
-                    exchange churn duplex http_get count_responses
+                    exchange churn duplex duplex_all http_get
+                    count_responses
                     status_of head_of header_of ps_error);
 
 # Seconds any single wait may take unless the caller says otherwise.
@@ -610,6 +611,54 @@ sub duplex {
     $s->blocking(1);
     return { sent => $stream->{pos} - length $pending, got => $got,
              sha256 => $sha->hexdigest, state => $state };
+}
+
+# duplex() for many tunnels at once.  Each of @t is a hash: s (the
+# socket), up (a CT::Origin::Stream to send), size (bytes to read back),
+# and optionally t0 (a start time).  Sends and reads until every tunnel
+# got its bytes back or was closed, or $wait seconds passed; fills in
+# got, sha (a Digest::SHA of what was read), closed ('eof' or the read
+# error) and, with t0, secs (how long it took).  Returns @t.
+sub duplex_all {
+    my ($wait, @t) = @_;
+    my %by_fd = map { fileno($_->{s}) => $_ } @t;
+    my $deadline = time + $wait;
+    for my $t (@t) {
+        $t->{s}->blocking(0);
+        $t->{got} //= 0;
+        $t->{pending} //= '';
+        $t->{sha} //= Digest::SHA->new(256);
+    }
+    while (time < $deadline) {
+        my @open = grep { $_->{got} < $_->{size} && !$_->{closed} } @t;
+        last unless @open;
+        my $r = IO::Select->new(map { $_->{s} } @open);
+        my $w = IO::Select->new(map { $_->{s} }
+                                grep { length $_->{pending}
+                                       || !$_->{up}->done } @open);
+        my ($cr, $cw) = IO::Select->select($r, $w, undef, 0.5);
+        for my $s (@{ $cw || [] }) {
+            my $t = $by_fd{ fileno $s };
+            $t->{pending} = $t->{up}->next(65536) unless length $t->{pending};
+            my $k = syswrite $s, $t->{pending};
+            substr($t->{pending}, 0, $k, '') if $k;
+        }
+        for my $s (@{ $cr || [] }) {
+            my $t = $by_fd{ fileno $s };
+            my $k = sysread $s, my $buf, 262144;
+            if ($k) {
+                $t->{got} += $k;
+                $t->{sha}->add($buf);
+            }
+            elsif (defined $k || !$!{EAGAIN}) {
+                $t->{closed} = defined $k ? 'eof' : "$!";
+            }
+            $t->{secs} = time - $t->{t0}
+                if defined $t->{t0}
+                   && ($t->{got} >= $t->{size} || $t->{closed});
+        }
+    }
+    return @t;
 }
 
 # GET $path from 127.0.0.1:$port: (status, body) or an empty list.
