@@ -24,12 +24,9 @@ use CT::Hello qw(client_hello);
 
 my $client = "$FindBin::Bin/../bin/h2-connect";
 my $python = '/usr/bin/python3';
-my $libexec = CT::Server::libexecdir();
 
-plan skip_all => 'mod_http2 is not installed'
-    unless $libexec && -e "$libexec/mod_http2.so";
-plan skip_all => 'python3-h2 is not installed'
-    unless system($python, '-c', 'import h2') == 0;
+my $h2_missing = CT::Server::h2_missing();
+plan skip_all => $h2_missing if $h2_missing;
 plan tests => 16;
 
 local $SIG{ALRM} = sub { die "test timed out\n" };

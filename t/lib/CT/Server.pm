@@ -129,6 +129,17 @@ sub libexecdir {
     return $dir;
 }
 
+# Why the HTTP/2 tests cannot run here, or nothing: they need mod_http2
+# and Python's h2 library, which the client t/bin/h2-connect is built on.
+sub h2_missing {
+    my $libexec = libexecdir();
+    return 'mod_http2 is not installed'
+        unless $libexec && -e "$libexec/mod_http2.so";
+    return 'python3-h2 is not installed'
+        unless system('/usr/bin/python3', '-c', 'import h2') == 0;
+    return;
+}
+
 # LoadModule lines for the named modules (short names: "proxy"), from
 # the test server's list or else the system's directory.
 sub load_lines {
