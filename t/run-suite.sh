@@ -16,7 +16,7 @@ if [ "$(id -u)" = 0 ] \
    && ! runuser -u nobody -- test -r "$top/t/TEST.PL" 2>/dev/null; then
     stage=$(mktemp -d /tmp/mod_connect_tunnel-suite.XXXXXX)
     chmod 755 "$stage"
-    tar -C "$top" --exclude=./.git -cf - . | tar -C "$stage" -xf -
+    tar -C "$top" --exclude=./.git --exclude=./build/test-logs -cf - . | tar -C "$stage" -xf -
     work=$stage
     echo "run-suite: the tree is not readable by nobody; testing a copy" \
          "in $stage"
