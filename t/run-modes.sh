@@ -15,6 +15,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 logdir=$top/build/test-logs
 mkdir -p "$logdir"
 
+# Each file's time in the output: where the run's minutes go.
+HARNESS_TIMER=${HARNESS_TIMER:-1}
+export HARNESS_TIMER
+
 rc=0
 recap=
 run() {
