@@ -14,9 +14,9 @@
 #   BENCH_PORT_BASE         first of the ~20 loopback ports used (26100)
 #   BENCH_ROUNDS            rounds of each scenario (quick 3, full 5)
 #   BENCH_VERIFY            0 skips the byte-by-byte check of bulk data
-#   BENCH_SKIP              words from: bulk pingpong setup setupstrace
-#                           cpu strace callgrind idle raised debian
-#                           bandwidth; those
+#   BENCH_SKIP              words from: bulk pingpong setup refused
+#                           setupstrace cpu strace callgrind idle raised
+#                           debian bandwidth; those
 #                           parts are skipped
 #   BENCH_HELLO             1: each setup tunnel's message is a 512-byte
 #                           TLS ClientHello naming localhost instead of
@@ -701,6 +701,28 @@ scenario_setup() {
     done
 }
 
+# The server's own cost per connection, without a tunnel: each CONNECT
+# names a port no proxy allows (9, discard), so it is answered 403 and
+# closed before any origin is dialled.  An httpd module cannot open
+# tunnels faster than its httpd answers these; nginx's figure is the same
+# for nginx.  Concurrency 16, as the first setup row.
+REFUSED_PORT=9
+scenario_refused() {
+    local r t line
+    for r in $(seq 1 "$ROUNDS"); do
+        log "refused: round $r/$ROUNDS"
+        for t in $TARGETS; do
+            [ "$t" = direct ] && continue
+            line=$(load "$t" refused_c16 --mode setup --refused \
+                   --origin "$REFUSED_PORT" --concurrency 16 \
+                   --duration "$SETUP_SECS" --open-timeout "$OPEN_TIMEOUT")
+            [ -n "$(kv "$line" tunnels_s)" ] || continue
+            add refused_c16_rate "$t" "$(kv "$line" tunnels_s)"
+        done
+        sleep 1
+    done
+}
+
 # strace -c over every thread of the httpd children during one transfer;
 # prints the number of system calls.
 strace_calls() {
@@ -752,13 +774,17 @@ scenario_strace() {
     done
 }
 
+# tsys_one TARGET KEY LOAD-ARGS...: KEY tsys (tunnels) or rsys (refusals)
+# names the rows and the table (strace.setup.NAME, strace.refused.NAME).
 # strace -c -f attached to every process of a proxy (the httpd parent and
 # children, or nginx's master and workers) during one setup run at
 # concurrency 16; records system calls and futex calls per tunnel the
 # generator completed.  futex stands in for cross-thread wake-ups (it also
 # counts waits, and the MPM's own listener-to-worker hand-off).
 tsys_one() {
-    local t=$1 out=$B/strace.setup.$1 spid args= p line n total futex
+    local t=$1 key=$2 out=$B/strace.setup.$1 spid args= p line n total futex
+    shift 2
+    [ "$key" = rsys ] && out=$B/strace.refused.$t
     for p in $(tree_of "$(parent_of "$t")"); do
         args="$args -p $p"
     done
@@ -767,9 +793,9 @@ tsys_one() {
     spid=$!
     PIDS="$PIDS $spid"
     sleep 1     # strace attaches thread by thread
-    line=$(load "$t" setup_strace --mode setup --origin "$P_ECHO" \
-           --concurrency 16 --duration "$TSYS_SECS" --size 32 \
-           --open-timeout "$OPEN_TIMEOUT")
+    line=$(load "$t" "${key}_strace" --mode setup --concurrency 16 \
+           --duration "$TSYS_SECS" --size 32 --open-timeout "$OPEN_TIMEOUT" \
+           "$@")
     sleep 0.5   # the proxy's side of the last closes
     kill -INT "$spid" 2>/dev/null
     wait_gone "$spid" 30 || kill -KILL "$spid" 2>/dev/null
@@ -780,9 +806,9 @@ tsys_one() {
     total=$(awk '$NF == "total" { print $4 }' "$out")
     futex=$(awk '$NF == "futex" { print $4 }' "$out")
     [ -n "$total" ] || return 0
-    add tsys_total "$t" "$(awk -v c="$total" -v n="$n" \
+    add "${key}_total" "$t" "$(awk -v c="$total" -v n="$n" \
         'BEGIN { printf "%.1f", c / n }')"
-    add tsys_futex "$t" "$(awk -v c="${futex:-0}" -v n="$n" \
+    add "${key}_futex" "$t" "$(awk -v c="${futex:-0}" -v n="$n" \
         'BEGIN { printf "%.2f", c / n }')"
 }
 
@@ -791,7 +817,10 @@ scenario_setup_strace() {
     for t in $TARGETS; do
         [ "$t" = direct ] && continue
         log "setup under strace: $t"
-        tsys_one "$t"
+        tsys_one "$t" tsys --origin "$P_ECHO"
+        skipped refused && continue
+        log "refusals under strace: $t"
+        tsys_one "$t" rsys --origin "$REFUSED_PORT" --refused
     done
 }
 
@@ -1010,6 +1039,12 @@ describe() {
                      "(strace -c -f, ↓)" ;;
     tsys_futex) echo "setup, concurrency 16: proxy futex calls per tunnel" \
                      "(strace -c -f, ↓)" ;;
+    refused_c16_rate) echo "refused CONNECT (403, no origin), concurrency" \
+                           "16 (answers/s, ↑)" ;;
+    rsys_total) echo "refused CONNECT, concurrency 16: proxy syscalls per" \
+                     "answer (strace -c -f, ↓)" ;;
+    rsys_futex) echo "refused CONNECT, concurrency 16: proxy futex calls" \
+                     "per answer (strace -c -f, ↓)" ;;
     cpu_down) echo "proxy CPU per GiB down (s, ↓)" ;;
     cpu_up) echo "proxy CPU per GiB up (s, ↓)" ;;
     sys_down) echo "proxy syscalls per MiB down (↓)" ;;
@@ -1073,7 +1108,7 @@ fmt() {
 ordered_rows() {
     local pat k
     for pat in 'bulk_*' 'cpu_*' 'sys_*' 'ir_*' 'pp_*_free_*' 'pp_*_pinned_*' \
-               'setup_*' 'tsys_*' 'bw_*' 'bwfree_*' 'idle*' 'raised*' \
+               'setup_*' 'tsys_*' 'refused_*' 'rsys_*' 'bw_*' 'bwfree_*' 'idle*' 'raised*' \
                'deb*'; do
         for k in "${ROWS[@]}"; do
             # shellcheck disable=SC2254
@@ -1227,6 +1262,7 @@ main() {
     skipped bulk || scenario_bulk
     skipped pingpong || scenario_pingpong
     skipped setup || scenario_setup
+    skipped refused || scenario_refused
     skipped setupstrace || scenario_setup_strace
     skipped strace || scenario_strace
     skipped bandwidth || scenario_bandwidth

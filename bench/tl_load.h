@@ -36,6 +36,7 @@ typedef struct {
     const char *label;          /* echoed as label= in the output */
     uint32_t source;            /* client address (network order), or 0 */
     int hello;                  /* setup: send a ClientHello as message */
+    int refused;                /* setup: a 403 is the answer sought */
 } tl_opts;
 
 /* What every mode's loop needs besides its own state. */

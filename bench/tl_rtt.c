@@ -329,6 +329,9 @@ static void slot_event(setup *s, slot *sl, uint32_t ev)
     if (st == TL_STEP_FAILED) {
         slot_fail(s, sl, sl->t.why);
     }
+    else if (st == TL_STEP_REFUSED) {
+        slot_done(s, sl);
+    }
     else if (st == TL_STEP_OPEN) {
         if (sl->t.early_len > 0) {
             slot_fail(s, sl, "unexpected-bytes");
@@ -409,6 +412,7 @@ int tl_mode_setup(tl_run *run)
     }
     tl_dialer_init(&s.d, run->epfd, run->o->proxy_port, run->o->origin_port,
                    run->o->source);
+    s.d.refusal = run->o->refused;
     s.t_stop_new = run->t_start + (uint64_t)(run->o->duration * 1e9);
     slots_tend(&s, tl_now_ns());
     while (slots_busy(&s) > 0) {

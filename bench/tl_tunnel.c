@@ -117,12 +117,16 @@ static tl_step send_request(tl_dialer *d, tl_tunnel *t)
 }
 
 /* The head is complete: a 200, or the tunnel failed. */
-static tl_step parse_head(tl_tunnel *t, const char *end)
+static tl_step parse_head(const tl_dialer *d, tl_tunnel *t, const char *end)
 {
     size_t head = (size_t)(end - t->head) + 4;
 
     if (t->head_len < 12 || memcmp(t->head, "HTTP/1.", 7) != 0) {
         return fail(t, "bad-response");
+    }
+    if (d->refusal && memcmp(t->head + 8, " 403", 4) == 0) {
+        t->t_open = tl_now_ns();
+        return TL_STEP_REFUSED;
     }
     if (memcmp(t->head + 8, " 200", 4) != 0) {
         /* The status, for the report, without copying it anywhere. */
@@ -134,7 +138,7 @@ static tl_step parse_head(tl_tunnel *t, const char *end)
     return opened(t);
 }
 
-static tl_step read_head(tl_tunnel *t)
+static tl_step read_head(const tl_dialer *d, tl_tunnel *t)
 {
     const char *end;
     ssize_t n;
@@ -155,7 +159,7 @@ static tl_step read_head(tl_tunnel *t)
         t->head[t->head_len] = '\0';
         end = strstr(t->head, "\r\n\r\n");
         if (end != NULL) {
-            return parse_head(t, end);
+            return parse_head(d, t, end);
         }
         if (t->head_len == sizeof(t->head) - 1) {
             return fail(t, "head-too-long");
@@ -181,7 +185,7 @@ tl_step tl_tunnel_step(tl_dialer *d, tl_tunnel *t, uint32_t events)
     case TL_REQUESTING:
         return send_request(d, t);
     case TL_AWAITING:
-        return read_head(t);
+        return read_head(d, t);
     case TL_OPEN:
     case TL_IDLE:
         break;

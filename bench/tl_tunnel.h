@@ -30,7 +30,8 @@ typedef enum {
 typedef enum {
     TL_STEP_PENDING,    /* still on the way to the 200 */
     TL_STEP_OPEN,       /* just opened: early bytes may wait */
-    TL_STEP_FAILED      /* closed; why says what went wrong */
+    TL_STEP_FAILED,     /* closed; why says what went wrong */
+    TL_STEP_REFUSED     /* a 403, which the dialer was told to expect */
 } tl_step;
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
     uint32_t source;            /* client address (network order), or 0 */
     char request[160];          /* the CONNECT request, ready to send */
     size_t request_len;
+    int refusal;                /* a 403 is the answer sought */
 } tl_dialer;
 
 typedef struct {

@@ -9,7 +9,9 @@
  *               to end of stream (--verify checks every byte here)
  *   pingpong    one tunnel to an echo origin, ROUNDS round trips of SIZE
  *   setup       CONCURRENCY tunnels in flight for DURATION seconds: each
- *               opens, does one small echo round trip, and closes
+ *               opens, does one small echo round trip, and closes; with
+ *               --refused each CONNECT is answered 403 and closed (what
+ *               the proxy's server costs per connection, no origin)
  *   idle        open N tunnels to a hold origin, print READY, hold them
  *               until SIGTERM/SIGINT or --hold seconds
  *
@@ -60,7 +62,9 @@ static void usage(FILE *f)
         "  --label TEXT       echoed as label= in the result line\n"
         "  --source ADDR      connect from this 127.x.y.z address\n"
         "  --hello            setup: the message is a TLS ClientHello\n"
-        "                     naming the target (for ConnectTunnelSNI)\n");
+        "                     naming the target (for ConnectTunnelSNI)\n"
+        "  --refused          setup: the proxy is to refuse the CONNECT;\n"
+        "                     a 403 counts, read to the end of its head\n");
 }
 
 static int parse_int(const char *s, long min, long max, long *out)
@@ -139,7 +143,8 @@ enum {
     OPT_MODE = 256, OPT_PROXY, OPT_DIRECT, OPT_ORIGIN, OPT_TUNNELS, OPT_BYTES,
     OPT_VERIFY, OPT_SIZE, OPT_ROUNDS, OPT_WARMUP, OPT_CONC, OPT_DURATION,
     OPT_HOLD, OPT_INFLIGHT, OPT_OPEN_TIMEOUT, OPT_STALL_TIMEOUT,
-    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_SOURCE, OPT_HELLO, OPT_HELP
+    OPT_TIME_LIMIT, OPT_IO_SIZE, OPT_LABEL, OPT_SOURCE, OPT_HELLO, OPT_REFUSED,
+    OPT_HELP
 };
 
 static const struct option longopts[] = {
@@ -164,6 +169,7 @@ static const struct option longopts[] = {
     { "label", required_argument, NULL, OPT_LABEL },
     { "source", required_argument, NULL, OPT_SOURCE },
     { "hello", no_argument, NULL, OPT_HELLO },
+    { "refused", no_argument, NULL, OPT_REFUSED },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 }
 };
@@ -197,6 +203,9 @@ static int set_option(tl_opts *o, int opt, const char *arg)
         break;
     case OPT_HELLO:
         o->hello = 1;
+        return 0;
+    case OPT_REFUSED:
+        o->refused = 1;
         return 0;
     case OPT_VERIFY:
         o->verify = 1;
