@@ -83,7 +83,7 @@ sub why_skip {
 
 my $why = why_skip();
 plan skip_all => $why if $why;
-plan tests => 32, need_module('ssl');
+plan tests => 33, need_module('ssl');
 
 local $SIG{ALRM} = sub { die "test timed out\n" };
 alarm 900;
@@ -184,9 +184,20 @@ my $version = do {
     $first =~ /\(([^)]+)\)/ or die "changelog: no version";
     $1;
 };
-my $build = run_cmd(cmd => ['make', '-C', $TOP, 'deb'], timeout => 600);
+# Built as from a tree without git (a release tarball, or the copy the
+# suite runs from when the checkout is not readable by the server's user):
+# then the package's copy takes every file but what configure, the build
+# and the harness made, the case where a stray generated file can do harm.
+my $harness = "$TOP/t/conf/apache_test_config.pm";
+my $harness_before = -s $harness;
+my $build = run_cmd(cmd => ['env', 'GIT_DIR=/nonexistent', 'make', '-C',
+                            $TOP, 'deb'], timeout => 600);
 is $build->{rc}, 0, 'make deb builds the package'
     or diag substr("$build->{out}$build->{err}", -3000);
+# debian/rules clean runs "make clean" in the copy: with this tree's harness
+# configuration copied along, that would clean this tree's test setup.
+ok defined $harness_before && (-s $harness // -1) == $harness_before,
+   'building the package leaves the running suite\'s own test setup alone';
 my ($deb) = glob "$TOP/build/${PKG}_${version}_*.deb";
 ok defined $deb && -f $deb,
    "the package carries debian/changelog's version ($version)";
