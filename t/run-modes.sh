@@ -26,7 +26,8 @@ run() {
     shift
     log=$logdir/$name.log
     # The exit status of run-suite.sh, not of tee, decides.
-    { sh "$top/t/run-suite.sh" "$apxs" "$httpd" "$perl" "$@" 2>&1;
+    # Verbose: a failed check's diagnostics are only in the TAP stream.
+    { sh "$top/t/run-suite.sh" "$apxs" "$httpd" "$perl" -verbose "$@" 2>&1;
       echo $? > "$log.rc"; } | tee "$log"
     status=$(cat "$log.rc")
     if [ "$status" = 0 ]; then
@@ -57,8 +58,13 @@ for r in $recap; do
         sed -n '/^Test Summary Report/,/^Files=/p' "$logdir/$name.log" \
             | grep -v '^-*$' | grep -v '^Test Summary Report' \
             | grep -v '^Files=' | head -12
-        grep -E '^#[[:space:]]+(Failed test|at t/|got:|expected:)' \
-            "$logdir/$name.log" | head -12
+        # Each failed check, under its file, with its first diagnostics.
+        awk '/^(\[[0-9:]+\] )?t\/.*\.t \.+/ {
+                 f = $0; sub(/^\[[0-9:]+\] /, "", f); sub(/ .*/, "", f) }
+             /^not ok/ { print f ": " $0; n = 4; next }
+             n > 0 && /^#/ { print "    " $0; n--; next }
+             { n = 0 }
+             /files are kept in/ { print }' "$logdir/$name.log" | head -24
         grep -E '^run-suite: logs kept' "$logdir/$name.log" | head -1
         ;;
     esac

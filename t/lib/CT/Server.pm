@@ -16,6 +16,7 @@ package CT::Server;
 use strict;
 use warnings FATAL => 'all';
 use Exporter 'import';
+use File::Path ();
 use File::Temp ();
 use IO::Socket::INET;
 use POSIX ();
@@ -163,11 +164,13 @@ sub our_module {
     return qq{LoadModule connect_tunnel_module "$so"\n};
 }
 
-# A private world-readable directory, removed at exit.
+# A private world-readable directory, removed at exit unless the test
+# failed: then its server's configuration and logs stay for a look.
+my @scratch;
 sub scratch_dir {
-    my $dir = File::Temp::tempdir('ct-httpd-XXXXXX', TMPDIR => 1,
-                                  CLEANUP => 1);
+    my $dir = File::Temp::tempdir('ct-httpd-XXXXXX', TMPDIR => 1);
     chmod 0755, $dir;
+    push @scratch, [$dir, $$];
     return $dir;
 }
 
@@ -368,6 +371,15 @@ END {
     local ($., $@, $!, $^E, $?);
     for my $pid (grep { $running{$_} == $$ } keys %running) {
         bless({ pid => $pid, owner => $$ }, __PACKAGE__)->stop;
+    }
+    my @mine = map { $_->[0] } grep { $_->[1] == $$ } @scratch;
+    # Only a Test::More test says whether it failed.
+    if (!$INC{'Test/More.pm'} || Test::More->builder->is_passing) {
+        File::Path::remove_tree(@mine) if @mine;
+    }
+    else {
+        print STDERR "# a test failed: its servers' files are kept in $_\n"
+            for @mine;
     }
 }
 
