@@ -76,9 +76,13 @@ my $s = $slowest->{secs} // 99;
 ok $s >= 2 && $s <= 20,
    'client limit: 6 MB at 2 MB/s (shared) take about 3 s ('
    . secs($slowest) . ')';
+# No tunnel escapes its client's budget: even one that had it all to
+# itself needs (1.5 MB - the 0.2 MB burst) / 2 MB/s = 0.65 s.  How evenly
+# the four share it depends on how evenly this client feeds them (see
+# "Fairness" in the manual), so that is not asserted here.
 my ($fastest) = sort { ($a->{secs} // 99) <=> ($b->{secs} // 99) } @c;
-ok(($fastest->{secs} // 99) >= 1,
-   'client limit: no tunnel runs at full speed (fastest '
+ok(($fastest->{secs} // 99) >= 0.6,
+   'client limit: no tunnel runs faster than its client\'s budget (fastest '
    . secs($fastest) . ')');
 
 # 3. An unlimited tunnel beside a limited one is not slowed: 8 MB

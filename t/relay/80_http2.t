@@ -34,7 +34,7 @@ use Digest::SHA qw(sha256_hex);
 use Socket qw(SOL_SOCKET SO_LINGER);
 use CT::Server qw(free_port test_cert wait_until);
 use CT::Origin ();
-use CT::Logs qw(access_lines tunnel_records);
+use CT::Logs qw(access_lines log_mark tunnel_records);
 
 my $client = "$FindBin::Bin/../bin/h2-connect";
 my $python = '/usr/bin/python3';
@@ -72,9 +72,13 @@ EOC
 my $alog = $httpd->file('access_log');
 my $tlog = $httpd->file('tunnels_log');
 
+# Where the access log ended when the last client started.
+my $since = 0;
+
 # Run the client; its streams' reports, in stream order.
 sub h2 {
     my (%o) = @_;
+    $since = log_mark($alog);
     my @cmd = ($python, $client, '--port', $o{port} // $httpd->port,
                '--target', $o{target}, '--timeout', $o{timeout} // 60);
     push @cmd, '--tls', '--ca', "$certdir/cert.pem" if $o{tls};
@@ -90,11 +94,12 @@ sub h2 {
     return @r;
 }
 
-# Access-log lines of one client connection once there are $n.
+# Access-log lines of one client connection once there are $n: of the
+# last client run only, since its port may have served an earlier one.
 sub lines_of {
     my ($cport, $n) = @_;
     my @l;
-    wait_until(sub { (@l = access_lines($cport, $alog)) >= $n });
+    wait_until(sub { (@l = access_lines($cport, $alog, $since)) >= $n });
     return @l;
 }
 

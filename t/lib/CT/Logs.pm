@@ -108,12 +108,15 @@ sub read_lines {
 }
 
 # Lines of the reactor vhosts' access log (t/logs/reactor_access_log)
-# for the client port $cport, as hashes of their fields.
+# for the client port $cport, as hashes of their fields; with $since (a
+# log_mark), only lines written after it: a client port comes round
+# again, and an earlier connection's lines must not count.
 sub access_lines {
-    my ($cport, $file) = @_;
+    my ($cport, $file, $since) = @_;
     $file //= t_logs() . '/reactor_access_log';
     my @r;
-    for (read_lines($file)) {
+    for (defined $since ? log_lines_since($file, $since)
+                        : read_lines($file)) {
         my %f = /(\w+)=(\S*)/g;
         next unless defined $f{cport} && $f{cport} eq $cport;
         ($f{request}) = /"([^"]*)"/;
