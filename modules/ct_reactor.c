@@ -438,8 +438,8 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     apr_cpystrn(t->target, h->target, sizeof(t->target));
     apr_cpystrn(t->address, h->address, sizeof(t->address));
     if (h->early_len > 0) {
-        t->dir[0].pend = ct_rtunnel_take_buf(t->owner);
-        memcpy(t->dir[0].pend->data, h->early, h->early_len);
+        t->dir[0].pend = ct_rtunnel_take_buf(t->owner)->data;
+        memcpy(t->dir[0].pend, h->early, h->early_len);
         t->dir[0].len = (apr_uint32_t)h->early_len;
     }
     /* A reactor can go out of service meanwhile: try the next one (the

@@ -471,7 +471,7 @@ static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
     if (flow->eof) {
         return finish_flow(t, flow, up);
     }
-    rv = ct_splice_in(flow->pipe, src, &n);
+    rv = ct_splice_in(flow->pipe, src, flow->pipe->capacity, &n);
     if (rv == APR_SUCCESS) {
         t->moved = 1;
         if (up && ct_logio_in) {

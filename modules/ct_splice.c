@@ -78,14 +78,17 @@ apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size)
     return APR_SUCCESS;
 }
 
-apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t *n)
+apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t len,
+                          apr_size_t *n)
 {
     ssize_t got;
 
     *n = 0;
+    if (len > pp->capacity - pp->pending) {
+        len = pp->capacity - pp->pending;
+    }
     do {
-        got = splice(src, NULL, pp->wfd, NULL, pp->capacity - pp->pending,
-                     CT_SPLICE_FLAGS);
+        got = splice(src, NULL, pp->wfd, NULL, len, CT_SPLICE_FLAGS);
     } while (got < 0 && errno == EINTR);
     if (got > 0) {
         pp->pending += (apr_size_t)got;
@@ -134,7 +137,7 @@ int ct_splice_supported(void)
         pp.rfd = fds[0];
         pp.wfd = fds[1];
         known = write(sv[0], &c, 1) == 1
-                && ct_splice_in(&pp, sv[1], &n) == APR_SUCCESS
+                && ct_splice_in(&pp, sv[1], 1, &n) == APR_SUCCESS
                 && ct_splice_out(&pp, out[0], &n) == APR_SUCCESS
                 && n == 1
                 && read(out[1], &c, 1) == 1 && c == 'x';
@@ -176,10 +179,12 @@ void ct_pipe_close(ct_pipe *pp)
     (void)pp;
 }
 
-apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t *n)
+apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t len,
+                          apr_size_t *n)
 {
     (void)pp;
     (void)src;
+    (void)len;
     *n = 0;
     return APR_ENOTIMPL;
 }
