@@ -159,7 +159,9 @@ static void adopt(ct_reactor *re)
             re->live->prev = t;
         }
         re->live = t;
-        if ((end = ct_rtunnel_pump(t, CT_READ_BOTH)) != CT_END_NONE) {
+        /* The client may have sent bytes behind the 200; the origin,
+         * dialled just now, rarely has: epoll says when it does. */
+        if ((end = ct_rtunnel_pump(t, CT_READ_CLIENT)) != CT_END_NONE) {
             finish(re, t, end);
         }
     }
