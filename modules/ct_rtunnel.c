@@ -255,7 +255,7 @@ static void give_pipe(void *ctx, ct_pipe *pp)
 }
 
 /* What a direction of this tunnel borrows from its reactor. */
-static void dir_env(const ct_rtunnel *t, ct_dir_env *env)
+static void dir_env(ct_rtunnel *t, ct_dir_env *env)
 {
     env->take_pipe = t->zero_copy ? take_pipe : NULL;
     env->give_pipe = give_pipe;
@@ -266,7 +266,7 @@ static void dir_env(const ct_rtunnel *t, ct_dir_env *env)
     env->bufsize = CT_REACTOR_BUFSIZE;
     env->pipesize = CT_REACTOR_PIPE;
     env->budget = t->limited ? bw_room : NULL;
-    env->bctx = (void *)t;
+    env->bctx = t;
 }
 
 /* One step of direction i; sets *moved when anything happened. */
