@@ -143,7 +143,9 @@ for my $vhost ('ct_relay_idle', 'ct_relay_proxy_idle') {
         my @r = IO::Select->new(grep { defined } $down, $up)->can_read(0.1);
         for my $s (@r) {
             my $k = sysread $s, my $buf, 4096;
-            if ($s == $down) {
+            # $down is cleared at its end, maybe before $up's turn in the
+            # same select.
+            if (defined $down && $s == $down) {
                 if ($k) {
                     $got .= $buf;
                 }
