@@ -832,13 +832,18 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
         if (t->first_down == 0 && t->down.bytes > 0) {
             t->first_down = apr_time_now();
         }
+        /* Both ends passed on: the tunnel is closed.  Checked in every
+         * round, not after them: once the END_STREAM of an HTTP/2 stream
+         * has gone both ways, mod_http2 may end the stream and mark this
+         * connection aborted at any moment, which another round would
+         * take for a client reset after its END_STREAM. */
+        if (t->up.shut && t->down.shut) {
+            return CT_END_CLOSED;
+        }
         moved |= t->moved;
         if (!t->moved) {
             break;
         }
-    }
-    if (t->up.shut && t->down.shut) {
-        return CT_END_CLOSED;
     }
     w->client = (t->up.want_read ? APR_POLLIN : 0)
                 | (t->down.want_write ? APR_POLLOUT : 0);
