@@ -252,8 +252,8 @@ static void describe(const ct_rtunnel *t, ct_sender *sd, int reactor,
     h->deadline = t->deadline;
     h->idle = t->idle;
     h->lifetime = t->lifetime;
-    h->up = (apr_uint64_t)t->up0 + t->dir[0].bytes;
-    h->down = (apr_uint64_t)t->down0 + t->dir[1].bytes;
+    h->up = (apr_uint64_t)(t->up0 + t->dir[0].bytes);
+    h->down = (apr_uint64_t)(t->down0 + t->dir[1].bytes);
     h->limits = t->limits;
     h->limits.h2_count = NULL;
     h->flags = (t->nohalfclose ? CT_MIG_NOHALFCLOSE : 0)
@@ -264,10 +264,10 @@ static void describe(const ct_rtunnel *t, ct_sender *sd, int reactor,
                          | (d->shut ? CT_MIG_SHUT : 0)
                          | (t->hup[i] ? CT_MIG_HUP : 0);
 
-        if (d->pipe && d->pipe->p.pending > 0) {
+        if (d->pipe && d->pipe->pending > 0) {
             f |= CT_MIG_PIPE;
-            h->piped[i] = d->pipe->p.pending;
-            h->pipe_cap[i] = d->pipe->p.capacity;
+            h->piped[i] = d->pipe->pending;
+            h->pipe_cap[i] = d->pipe->capacity;
         }
         h->flags |= f << (4 * i);
         h->held[i] = d->len;
@@ -300,15 +300,15 @@ static int put_message(ct_sender *sd, const ct_rtunnel *t, ct_mig_head *h)
     fds[n++] = t->fd[1];
     for (i = 0; i < 2; i++) {
         if (h->flags & (CT_MIG_PIPE << (4 * i))) {
-            fds[n++] = t->dir[i].pipe->p.rfd;
-            fds[n++] = t->dir[i].pipe->p.wfd;
+            fds[n++] = t->dir[i].pipe->rfd;
+            fds[n++] = t->dir[i].pipe->wfd;
         }
     }
     h->nfds = (apr_uint32_t)n;
     iov[0].iov_base = h;
     iov[0].iov_len = sizeof(*h);
     for (i = 0; i < 2; i++) {
-        iov[1 + i].iov_base = h->held[i] ? t->dir[i].pend->data
+        iov[1 + i].iov_base = h->held[i] ? t->dir[i].pend
                                            + t->dir[i].off : NULL;
         iov[1 + i].iov_len = h->held[i];
     }

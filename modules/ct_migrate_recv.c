@@ -109,8 +109,8 @@ static void build(ct_rtunnel *t, const ct_mig_head *h, const char *data,
         d->shut = (f & CT_MIG_SHUT) != 0;
         t->hup[i] = (f & CT_MIG_HUP) != 0;
         if (h->held[i] > 0) {
-            d->pend = ct_rtunnel_take_buf(t->owner);
-            memcpy(d->pend->data, data, h->held[i]);
+            d->pend = ct_rtunnel_take_buf(t->owner)->data;
+            memcpy(d->pend, data, h->held[i]);
             d->len = h->held[i];
             data += h->held[i];
         }

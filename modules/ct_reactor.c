@@ -214,7 +214,9 @@ static void adopt(ct_reactor *re)
             re->live->prev = t;
         }
         re->live = t;
-        if ((end = ct_rtunnel_pump(t, CT_READ_BOTH)) != CT_END_NONE) {
+        /* The client may have sent bytes behind the 200; the origin,
+         * dialled just now, rarely has: epoll says when it does. */
+        if ((end = ct_rtunnel_pump(t, CT_READ_CLIENT)) != CT_END_NONE) {
             finish(re, t, end);
         }
     }
@@ -590,8 +592,8 @@ apr_status_t ct_reactor_submit(const ct_handoff *h)
     apr_cpystrn(t->target, h->target, sizeof(t->target));
     apr_cpystrn(t->address, h->address, sizeof(t->address));
     if (h->early_len > 0) {
-        t->dir[0].pend = ct_rtunnel_take_buf(t->owner);
-        memcpy(t->dir[0].pend->data, h->early, h->early_len);
+        t->dir[0].pend = ct_rtunnel_take_buf(t->owner)->data;
+        memcpy(t->dir[0].pend, h->early, h->early_len);
         t->dir[0].len = (apr_uint32_t)h->early_len;
     }
     ct_reactor_queue(t);

@@ -19,6 +19,7 @@
 #include "ct_limits.h"
 #include "ct_splice.h"
 #include "ct_bw.h"
+#include "ct_engine.h"
 #include "ct_reactor.h"
 
 /* Largest number of reactor threads a child runs. */
@@ -47,9 +48,10 @@
 typedef struct ct_reactor ct_reactor;
 typedef struct ct_rtunnel ct_rtunnel;
 
-/* A buffer holding the rest of a partial write. */
-typedef struct ct_rbuf {
-    struct ct_rbuf *next;       /* on the free list */
+/* A buffer holding the rest of a partial write; the link is used only
+ * while it is on the free list, so a direction holds just data. */
+typedef union ct_rbuf {
+    union ct_rbuf *next;        /* on the free list */
     char data[CT_REACTOR_BUFSIZE];
 } ct_rbuf;
 
@@ -62,22 +64,21 @@ typedef struct ct_rbuf {
 
 /* A pipe for splicing, lent to a direction only while bytes flow. */
 typedef struct ct_rpipe {
+    ct_pipe p;                  /* first: a direction holds &p */
     struct ct_rpipe *next;
-    ct_pipe p;
 } ct_rpipe;
 
-/* One direction: dir[0] reads the client and writes the origin. */
+/* One direction: dir[0] reads the client and writes the origin.  Its
+ * pipe is a ct_rpipe's, lent while bytes flow; pend is a ct_rbuf's data;
+ * drained means not to be read again this wake-up. */
+typedef ct_dir ct_rdir;
+
+/* Bandwidth hook: a direction out of budget is not read, nor watched for
+ * readability, until resume. */
 typedef struct {
-    ct_rpipe *pipe;             /* zero-copy, while bytes flow */
-    ct_rbuf *pend;
-    apr_uint32_t off;
-    apr_uint32_t len;
-    apr_uint64_t bytes;
-    unsigned int eof:1;
-    unsigned int shut:1;
-    unsigned int drained:1;     /* not to be read again this wake-up */
-    unsigned int throttled:1;   /* out of bandwidth budget for now */
-} ct_rdir;
+    int throttled;
+    apr_time_t resume;
+} ct_rwait;
 
 /* A limited tunnel's bandwidth state, apart from its record so that the
  * tunnels without a limit (most) do not carry it. */
@@ -88,7 +89,7 @@ typedef struct ct_rlimit {
     ct_rtunnel *tprev;          /* direction waits for its budget */
     int timed;
     apr_time_t resume;          /* the earliest such wait ends */
-    apr_time_t dresume[2];      /* when a throttled direction reads again */
+    ct_rwait wait[2];           /* by direction */
 } ct_rlimit;
 
 /* What epoll hands back: the tunnel and which of its sockets. */

@@ -121,10 +121,11 @@ static void strip_filters(request_rec *r)
 }
 
 /*
- * splice(2) needs the descriptors, and a client socket that will not
- * block: its APR timeout becomes 0 for the tunnel's life.
+ * The engine needs the descriptors, and a client socket that will not
+ * block: its APR timeout becomes 0 for the tunnel's life.  Both sockets
+ * are non-blocking already (APR's timeouts), so this costs no call.
  */
-static apr_status_t zero_copy_setup(ct_tunnel *t)
+static apr_status_t raw_setup(ct_tunnel *t)
 {
     apr_os_sock_t fd;
     apr_status_t rv;
@@ -155,9 +156,9 @@ static apr_status_t use_pipe(ct_tunnel *t, ct_flow *flow)
         flow->pipe = pp;
     }
     else {
-        /* Out of pipes is not fatal: this direction keeps the filters. */
+        /* Out of pipes is not fatal: this direction copies instead. */
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00047)
-                      "no pipe for zero-copy relaying; using filters");
+                      "no pipe for zero-copy relaying; copying");
         t->zero_copy = 0;
     }
     return rv;
@@ -250,8 +251,11 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     /* Decided once: the filter chains do not change during a tunnel. */
     t->plain = ct_relay_can_splice(c);
     t->stream = c->master != NULL;
+    t->raw = t->plain;
     t->zero_copy = zero_copy && t->plain;
     for (i = 0; i < 2; i++) {
+        t->pend[i].pool = r->pool;
+        t->pend[i].size = bufsize;
         t->pfd[i].p = r->pool;
         t->pfd[i].desc_type = APR_POLL_SOCKET;
         t->pfd[i].desc.s = i == CT_CLIENT ? t->client : origin;
@@ -261,8 +265,8 @@ apr_status_t ct_tunnel_create(ct_tunnel **tp, request_rec *r,
     if (rv == APR_SUCCESS && t->stream) {
         rv = stream_pollfd(t);
     }
-    if (rv == APR_SUCCESS && t->zero_copy) {
-        rv = zero_copy_setup(t);
+    if (rv == APR_SUCCESS && t->raw) {
+        rv = raw_setup(t);
     }
     /* The read buffer and the pollset come when first needed: a tunnel
      * handed to a reactor needs neither. */
@@ -475,65 +479,86 @@ static ct_end finish_flow(ct_tunnel *t, ct_flow *flow, int up)
     return CT_END_NONE;
 }
 
-/*
- * One zero-copy step of a direction: empty the pipe into the sink, then
- * refill it from the source.  The bytes skip the connection filters, so
- * mod_logio is told of them here, as the filters would have.
- */
-static ct_end splice_flow(ct_tunnel *t, ct_flow *flow, int up)
+/* A buffer for the rest of a partial write: one per direction, made
+ * when first needed and kept for the tunnel's life. */
+static char *take_pend(void *ctx)
 {
-    int src = up ? t->client_fd : t->origin_fd;
-    int dst = up ? t->origin_fd : t->client_fd;
-    apr_size_t n, max;
-    apr_status_t rv;
+    ct_pend *pb = ctx;
 
-    flow->want_read = flow->want_write = 0;
-    if (flow->pipe->pending) {
-        rv = ct_splice_out(flow->pipe, dst, &n);
-        flow->bytes += (apr_off_t)n;
-        t->moved |= n > 0;
-        if (!up && n > 0 && ct_logio_out) {
-            ct_logio_out(t->c, (apr_off_t)n);
-        }
-        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00048)
-                          "splicing to the %s failed",
-                          up ? "origin" : "client");
-            return up ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
-        }
-        if (flow->pipe->pending) {
-            flow->want_write = 1;
-            return CT_END_NONE;
-        }
+    if (pb->buf == NULL) {
+        pb->buf = apr_palloc(pb->pool, pb->size);
     }
-    if (flow->eof) {
-        return finish_flow(t, flow, up);
+    return pb->buf;
+}
+
+/* Bandwidth hook, the engine's budget (ct_dir_env). */
+static apr_size_t raw_budget(void *bctx, ct_dir *d, apr_size_t want)
+{
+    ct_tunnel *t = bctx;
+
+    return bw_room(t, d == &t->up ? CT_BW_UP : CT_BW_DOWN, want);
+}
+
+/*
+ * One step of a plain-TCP direction, by the engine (ct_engine.c): what it
+ * holds goes to the sink, then the source is read, spliced through the
+ * direction's pipe or copied through the tunnel's buffer.  The bytes skip
+ * the connection filters, so mod_logio is told of them here, as the
+ * filters would have.
+ */
+static ct_end raw_flow(ct_tunnel *t, ct_flow *flow, int up)
+{
+    ct_pend *pb = &t->pend[up ? CT_CLIENT : CT_ORIGIN];
+    ct_dir_env env;
+    ct_dir_io io;
+    ct_dir_state st;
+
+    if (flow->pipe == NULL && t->zero_copy) {
+        (void)use_pipe(t, flow);
     }
-    max = bw_room(t, up ? CT_BW_UP : CT_BW_DOWN,
-                  flow->pipe->capacity - flow->pipe->pending);
-    if (max == 0) {
-        return CT_END_NONE;
+    if (t->buf == NULL) {
+        t->buf = apr_palloc(t->r->pool, t->bufsize);
     }
-    rv = ct_splice_in(flow->pipe, src, max, &n);
-    if (rv == APR_SUCCESS) {
-        bw_charge(t, up ? CT_BW_UP : CT_BW_DOWN, n);
-        t->moved = 1;
-        if (up && ct_logio_in) {
-            ct_logio_in(t->c, (apr_off_t)n);
-        }
+    /* A pipe is the direction's for the tunnel's life: nothing is lent,
+     * and a buffer is given back to no one. */
+    memset(&env, 0, sizeof(env));
+    env.take_buf = take_pend;
+    env.ctx = pb;
+    env.scratch = t->buf;
+    env.bufsize = t->bufsize;
+    if (t->bw != NULL) {
+        env.budget = raw_budget;
+        env.bctx = t;
     }
-    else if (APR_STATUS_IS_EOF(rv)) {
-        flow->eof = 1;
-        t->moved = 1;
+    memset(&io, 0, sizeof(io));
+    io.src = up ? t->client_fd : t->origin_fd;
+    io.dst = up ? t->origin_fd : t->client_fd;
+    io.nohalfclose = t->nohalfclose;
+    st = ct_dir_step(flow, &env, &io);
+    bw_charge(t, up ? CT_BW_UP : CT_BW_DOWN, io.in);
+    t->moved |= io.moved;
+    if (!up && io.in > 0 && t->first_down == 0) {
+        t->first_down = apr_time_now();
     }
-    else if (APR_STATUS_IS_EAGAIN(rv)) {
-        flow->want_read = 1;
+    if (up && io.in > 0 && ct_logio_in) {
+        ct_logio_in(t->c, (apr_off_t)io.in);
     }
-    else {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00049)
-                      "splicing from the %s failed",
-                      up ? "client" : "origin");
+    if (!up && io.out > 0 && ct_logio_out) {
+        ct_logio_out(t->c, (apr_off_t)io.out);
+    }
+    switch (st) {
+    case CT_DIR_HALF_CLOSED:
+        return CT_END_HALF_CLOSED;
+    case CT_DIR_DST_ERROR:
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, io.rv, t->r, CT_LOGNO(00048)
+                      "writing to the %s failed", up ? "origin" : "client");
+        return up ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
+    case CT_DIR_SRC_ERROR:
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, io.rv, t->r, CT_LOGNO(00049)
+                      "reading from the %s failed", up ? "client" : "origin");
         return up ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
+    case CT_DIR_OK:
+        break;
     }
     return CT_END_NONE;
 }
@@ -581,60 +606,6 @@ apr_status_t ct_tunnel_take_input(ct_tunnel *t)
         ct_logio_in(t->c, held);
     }
     return APR_SUCCESS;
-}
-
-/*
- * Read the client's socket directly into the up brigade (a transient
- * bucket over the tunnel's own buffer, read again only once the brigade
- * is empty), telling mod_logio as the filters would have.
- */
-static ct_end recv_up(ct_tunnel *t)
-{
-    apr_size_t len = bw_room(t, CT_BW_UP, t->bufsize);
-    apr_status_t rv = APR_SUCCESS;
-
-    if (len == 0) {
-        return CT_END_NONE;
-    }
-    if (!t->restore_timeout) {
-        /* A read that waits would stall the other direction. */
-        rv = apr_socket_timeout_get(t->client, &t->client_timeout);
-        if (rv == APR_SUCCESS) {
-            rv = apr_socket_timeout_set(t->client, 0);
-            t->restore_timeout = rv == APR_SUCCESS;
-        }
-    }
-    if (t->upbuf == NULL) {
-        t->upbuf = apr_palloc(t->r->pool, t->bufsize);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_socket_recv(t->client, t->upbuf, &len);
-    }
-    else {
-        len = 0;
-    }
-    if (len > 0) {
-        APR_BRIGADE_INSERT_TAIL(t->bb_up, apr_bucket_transient_create(
-                                    t->upbuf, len, t->c->bucket_alloc));
-        bw_charge(t, CT_BW_UP, len);
-        t->moved = 1;
-        if (ct_logio_in) {
-            ct_logio_in(t->c, (apr_off_t)len);
-        }
-    }
-    if (APR_STATUS_IS_EOF(rv)) {
-        t->up.eof = 1;
-        t->moved = 1;
-    }
-    else if (APR_STATUS_IS_EAGAIN(rv)) {
-        t->up.want_read = 1;
-    }
-    else if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->r, CT_LOGNO(00078)
-                      "reading from the client's socket failed");
-        return CT_END_CLIENT_ERROR;
-    }
-    return CT_END_NONE;
 }
 
 /*
@@ -704,9 +675,9 @@ static ct_end pump_up(ct_tunnel *t)
     apr_size_t room;
     apr_off_t got;
 
-    /* Bytes read through the filters go out before any spliced ones. */
-    if (t->up.pipe && APR_BRIGADE_EMPTY(t->bb_up)) {
-        return splice_flow(t, &t->up, 1);
+    /* Bytes read through the filters go out before the engine's. */
+    if (t->taken && APR_BRIGADE_EMPTY(t->bb_up)) {
+        return raw_flow(t, &t->up, 1);
     }
     t->up.want_read = t->up.want_write = 0;
     rv = send_origin(t);
@@ -725,11 +696,8 @@ static ct_end pump_up(ct_tunnel *t)
         }
         return finish_flow(t, &t->up, 1);
     }
-    if (t->up.pipe) {
-        return splice_flow(t, &t->up, 1);
-    }
-    if (t->zero_copy && !t->taken) {
-        /* Splicing reads the socket: first take it, and what the core
+    if (t->raw && !t->taken) {
+        /* The engine reads the socket: first take it, and what the core
          * input filter holds, away from the filters. */
         rv = ct_tunnel_take_input(t);
         if (APR_STATUS_IS_EOF(rv)) {
@@ -740,15 +708,12 @@ static ct_end pump_up(ct_tunnel *t)
                           "taking the client's input from the filters failed");
             return CT_END_CLIENT_ERROR;
         }
-        /* The next round sends what was taken, then splices. */
+        /* The next round sends what was taken, then reads the socket. */
         t->moved = 1;
         return CT_END_NONE;
     }
     if (t->taken) {
-        if (t->zero_copy && use_pipe(t, &t->up) == APR_SUCCESS) {
-            return splice_flow(t, &t->up, 1);
-        }
-        return recv_up(t);
+        return raw_flow(t, &t->up, 1);
     }
     if ((room = bw_room(t, CT_BW_UP, t->bufsize)) == 0) {
         return CT_END_NONE;
@@ -786,8 +751,8 @@ static ct_end pump_down(ct_tunnel *t)
     apr_size_t len = t->bufsize;
     apr_status_t rv;
 
-    if (t->down.pipe) {
-        return splice_flow(t, &t->down, 0);
+    if (t->raw && !t->c->data_in_output_filters) {
+        return raw_flow(t, &t->down, 0);
     }
     t->down.want_read = t->down.want_write = 0;
     if (t->c->data_in_output_filters) {
@@ -808,8 +773,8 @@ static ct_end pump_down(ct_tunnel *t)
         return finish_flow(t, &t->down, 0);
     }
     /* Nothing is pending in the output filters: they can be bypassed. */
-    if (t->zero_copy && use_pipe(t, &t->down) == APR_SUCCESS) {
-        return splice_flow(t, &t->down, 0);
+    if (t->raw) {
+        return raw_flow(t, &t->down, 0);
     }
     if ((len = bw_room(t, CT_BW_DOWN, len)) == 0) {
         return CT_END_NONE;
@@ -855,6 +820,8 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
         return CT_END_CLIENT_ERROR;
     }
     t->resume = 0;
+    /* Woken (or first called): every source may be read again. */
+    t->up.drained = t->down.drained = 0;
     for (round = 0; round < CT_PUMP_ROUNDS; round++) {
         t->moved = 0;
         if ((end = pump_up(t)) != CT_END_NONE
@@ -865,13 +832,18 @@ ct_end ct_tunnel_pump(ct_tunnel *t, ct_wants *w)
         if (t->first_down == 0 && t->down.bytes > 0) {
             t->first_down = apr_time_now();
         }
+        /* Both ends passed on: the tunnel is closed.  Checked in every
+         * round, not after them: once the END_STREAM of an HTTP/2 stream
+         * has gone both ways, mod_http2 may end the stream and mark this
+         * connection aborted at any moment, which another round would
+         * take for a client reset after its END_STREAM. */
+        if (t->up.shut && t->down.shut) {
+            return CT_END_CLOSED;
+        }
         moved |= t->moved;
         if (!t->moved) {
             break;
         }
-    }
-    if (t->up.shut && t->down.shut) {
-        return CT_END_CLOSED;
     }
     w->client = (t->up.want_read ? APR_POLLIN : 0)
                 | (t->down.want_write ? APR_POLLOUT : 0);

@@ -13,6 +13,7 @@
 
 #include "ct_splice.h"
 #include "ct_bw.h"
+#include "ct_engine.h"
 
 /* Steps of both directions per pump call before others get a turn. */
 #define CT_PUMP_ROUNDS 16
@@ -21,15 +22,18 @@
 #define CT_CLIENT 0
 #define CT_ORIGIN 1
 
-/* One direction of the tunnel. */
+/* One direction of the tunnel: the engine's record (ct_engine.h).  Its
+ * pipe, once there, is the zero-copy path's (the engine moves it);
+ * without one the filter path (ct_relay.c) uses bytes, eof, shut and the
+ * want flags alone. */
+typedef ct_dir ct_flow;
+
+/* Where a direction keeps the rest of a partial write. */
 typedef struct {
-    ct_pipe *pipe;              /* zero-copy path, or NULL for filters */
-    apr_off_t bytes;            /* payload moved */
-    unsigned int eof:1;         /* the source said end of stream */
-    unsigned int shut:1;        /* the sink was shut down for writing */
-    unsigned int want_read:1;   /* the source had nothing: wait for it */
-    unsigned int want_write:1;  /* the sink is full: wait for it */
-} ct_flow;
+    apr_pool_t *pool;
+    apr_size_t size;
+    char *buf;                  /* made when first needed, or NULL */
+} ct_pend;
 
 struct ct_tunnel {
     request_rec *r;
@@ -39,8 +43,8 @@ struct ct_tunnel {
     ap_filter_t *client_net;    /* last client output filter (core) */
     apr_bucket_brigade *bb_up;  /* client bytes not yet sent to origin */
     apr_bucket_brigade *bb_down;
-    char *buf;                  /* origin reads */
-    char *upbuf;                /* client reads once the input is taken */
+    char *buf;                  /* reads, either way */
+    ct_pend pend[2];            /* by source side: partial writes */
     apr_size_t bufsize;
     apr_interval_time_t idle;
     apr_time_t opened;          /* the idle and lifetime clocks started */
@@ -60,6 +64,8 @@ struct ct_tunnel {
                                  * client's END_STREAM */
     int taken;                  /* the client's input was taken from the
                                  * filters: its socket is read directly */
+    int raw;                    /* plain TCP: the engine moves both ways
+                                 * once the filters hold nothing */
     int zero_copy;              /* both sides may use splice(2) */
     int restore_timeout;        /* client_timeout was changed */
     int client_fd;

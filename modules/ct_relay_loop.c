@@ -198,11 +198,17 @@ static apr_status_t early_bytes(ct_tunnel *t, ct_handoff *h)
 }
 
 /* 0 or errno.  The copy shares its flags with the worker's socket, which
- * APR has usually made non-blocking already (for a timeout): then there
- * is nothing to set. */
-static int set_nonblocking(int fd)
+ * APR has usually made non-blocking already (for a timeout) and then
+ * says so: nothing to ask the kernel. */
+static int set_nonblocking(apr_socket_t *s, int fd)
 {
-    int flags = fcntl(fd, F_GETFL);
+    apr_int32_t on = 0;
+    int flags;
+
+    if (apr_socket_opt_get(s, APR_SO_NONBLOCK, &on) == APR_SUCCESS && on) {
+        return 0;
+    }
+    flags = fcntl(fd, F_GETFL);
 
     if (flags < 0) {
         return errno;
@@ -236,8 +242,8 @@ apr_status_t ct_tunnel_handoff(ct_tunnel *t, ct_handoff *h)
     /* A reactor must never block, splice(2) included, whose
      * SPLICE_F_NONBLOCK covers only the pipe: the sockets are made
      * non-blocking here, not left to the flag APR keeps for a timeout. */
-    if (dup_o < 0 || set_nonblocking(dup_c) != 0
-        || set_nonblocking(dup_o) != 0) {
+    if (dup_o < 0 || set_nonblocking(t->client, dup_c) != 0
+        || set_nonblocking(t->origin, dup_o) != 0) {
         rv = errno;
         if (dup_c >= 0) {
             close(dup_c);

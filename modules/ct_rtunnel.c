@@ -3,11 +3,12 @@
  * not use this file except in compliance with the License.
  *
  * ct_rtunnel.c: relaying one handed-off tunnel inside a reactor.  Plain
- * sockets on both sides: splice(2) through a pipe lent only while bytes
- * flow, or read()/send() through the thread's scratch buffer, keeping the
- * rest of a partial write in a buffer from a free list.  A direction that
- * holds bytes reads no more until they are out (backpressure), so idle
- * tunnels hold neither buffer nor pipe.
+ * sockets on both sides, each direction moved by the engine (ct_engine.c):
+ * splice(2) through a pipe lent from here only while bytes flow, or
+ * recv()/send() through the thread's scratch buffer, keeping the rest of
+ * a partial write in a buffer from a free list.  A direction that holds
+ * bytes reads no more until they are out (backpressure), so idle tunnels
+ * hold neither buffer nor pipe.
  */
 
 #if defined(__linux__)
@@ -58,26 +59,25 @@ static int set_events(ct_rtunnel *t, int side, apr_uint32_t events)
 }
 
 /*
- * Bandwidth hook: the bytes direction i may read now, at most want.  0
+ * Bandwidth hook, the engine's budget (ct_dir_env), given only for a
+ * limited tunnel: the bytes direction d may read now, at most want.  0
  * when its budget is spent: it reads nothing, is not watched for
- * readability, and waits on the reactor's timer list until its
- * dresume[i].
+ * readability, and waits on the reactor's timer list until its wait's
+ * resume.
  */
-static apr_size_t bw_room(ct_rtunnel *t, int i, apr_size_t want)
+static apr_size_t bw_room(void *bctx, ct_dir *d, apr_size_t want)
 {
-    ct_rdir *d = &t->dir[i];
+    ct_rtunnel *t = bctx;
+    int i = d == &t->dir[0] ? 0 : 1;
     apr_time_t now;
     apr_size_t n;
 
-    if (t->lim == NULL) {
-        return want;
-    }
     now = apr_time_now();
     n = ct_bw_allow(&t->lim->bw, i, now, want);
     if (n == 0) {
-        d->throttled = 1;
+        t->lim->wait[i].throttled = 1;
+        t->lim->wait[i].resume = ct_bw_resume(&t->lim->bw, i, now);
         d->drained = 1;
-        t->lim->dresume[i] = ct_bw_resume(&t->lim->bw, i, now);
     }
     return n;
 }
@@ -98,14 +98,14 @@ static void bw_wake(ct_rtunnel *t)
     int i;
 
     for (i = 0; i < 2; i++) {
-        ct_rdir *d = &t->dir[i];
+        ct_rwait *w = &t->lim->wait[i];
 
-        if (d->throttled && now >= t->lim->dresume[i]) {
-            d->throttled = 0;
-            d->drained = 0;
+        if (w->throttled && now >= w->resume) {
+            w->throttled = 0;
+            t->dir[i].drained = 0;
         }
-        else if (d->throttled) {
-            d->drained = 1;
+        else if (w->throttled) {
+            t->dir[i].drained = 1;
         }
     }
 }
@@ -134,17 +134,17 @@ void ct_rtunnel_untime(ct_rtunnel *t)
  * waits for its budget, off it otherwise. */
 static void bw_timer(ct_rtunnel *t)
 {
-    ct_rdir *up = &t->dir[0], *down = &t->dir[1];
     ct_rlimit *l = t->lim;
+    ct_rwait *up = &l->wait[0], *down = &l->wait[1];
 
     if (!up->throttled && !down->throttled) {
         ct_rtunnel_untime(t);
         return;
     }
-    l->resume = !up->throttled ? l->dresume[1]
-                : !down->throttled ? l->dresume[0]
-                : l->dresume[0] < l->dresume[1] ? l->dresume[0]
-                : l->dresume[1];
+    l->resume = !up->throttled ? down->resume
+                : !down->throttled ? up->resume
+                : up->resume < down->resume ? up->resume
+                : down->resume;
     if (!l->timed) {
         l->tprev = NULL;
         l->tnext = t->owner->timed;
@@ -204,27 +204,32 @@ ct_rlimit *ct_rtunnel_take_limit(ct_reactor *re)
     return l;
 }
 
-static void give_buf(ct_reactor *re, ct_rdir *d)
+static char *take_buf(void *ctx)
 {
-    if (d->pend) {
-        apr_thread_mutex_lock(re->lock);
-        d->pend->next = re->free_bufs;
-        re->free_bufs = d->pend;
-        apr_thread_mutex_unlock(re->lock);
-        d->pend = NULL;
-    }
-    d->off = d->len = 0;
+    return ct_rtunnel_take_buf(ctx)->data;
+}
+
+static void give_buf(void *ctx, char *data)
+{
+    ct_reactor *re = ctx;
+    ct_rbuf *b = (ct_rbuf *)(void *)data;
+
+    apr_thread_mutex_lock(re->lock);
+    b->next = re->free_bufs;
+    re->free_bufs = b;
+    apr_thread_mutex_unlock(re->lock);
 }
 
 /* A pipe for a direction about to read; NULL if none can be had. */
-static ct_rpipe *take_pipe(ct_reactor *re)
+static ct_pipe *take_pipe(void *ctx)
 {
+    ct_reactor *re = ctx;
     ct_rpipe *rp = re->free_pipes;
 
     if (rp) {
         re->free_pipes = rp->next;
         re->nfree_pipes--;
-        return rp;
+        return &rp->p;
     }
     /* A blocked direction keeps its pipe: without a budget, tunnels
      * whose peers do not read would take the child's descriptors. */
@@ -245,7 +250,7 @@ static ct_rpipe *take_pipe(ct_reactor *re)
         ct_reactor_pipe_put();
         return NULL;
     }
-    return rp;
+    return &rp->p;
 }
 
 static void close_pipe(ct_reactor *re, ct_rpipe *rp)
@@ -257,15 +262,12 @@ static void close_pipe(ct_reactor *re, ct_rpipe *rp)
 }
 
 /* An idle direction holds no pipe; one with bytes inside is closed. */
-static void give_pipe(ct_reactor *re, ct_rdir *d)
+static void give_pipe(void *ctx, ct_pipe *pp)
 {
-    ct_rpipe *rp = d->pipe;
+    ct_reactor *re = ctx;
+    ct_rpipe *rp = (ct_rpipe *)(void *)pp;
 
-    if (rp == NULL) {
-        return;
-    }
-    d->pipe = NULL;
-    if (rp->p.pending == 0 && re->nfree_pipes < CT_SPARE_PIPES) {
+    if (pp->pending == 0 && re->nfree_pipes < CT_SPARE_PIPES) {
         rp->next = re->free_pipes;
         re->free_pipes = rp;
         re->nfree_pipes++;
@@ -274,197 +276,50 @@ static void give_pipe(ct_reactor *re, ct_rdir *d)
     close_pipe(re, rp);
 }
 
-/* Bytes a direction holds for its sink. */
-static apr_size_t held(const ct_rdir *d)
+/* What a direction of this tunnel borrows from its reactor. */
+static void dir_env(ct_rtunnel *t, ct_dir_env *env)
 {
-    return d->len + (d->pipe ? d->pipe->p.pending : 0);
-}
-
-/* Write what the direction's pipe holds; 0, EAGAIN or an error. */
-static int flush_pipe(ct_rtunnel *t, ct_rdir *d, int dst)
-{
-    apr_size_t n;
-    apr_status_t rv;
-
-    while (d->pipe && d->pipe->p.pending > 0) {
-        rv = ct_splice_out(&d->pipe->p, dst, &n);
-        d->bytes += n;
-        if (n > 0) {
-            t->last = apr_time_now();
-        }
-        if (rv != APR_SUCCESS) {
-            return APR_STATUS_IS_EAGAIN(rv) ? EAGAIN : rv;
-        }
-        if (n == 0) {
-            return EAGAIN;
-        }
-    }
-    return 0;
-}
-
-/* Bytes were just read from d's source: note the origin's first. */
-static APR_INLINE void first_byte(ct_rtunnel *t, const ct_rdir *d)
-{
-    if (t->first_down == 0 && d == &t->dir[1]) {
-        t->first_down = t->last;
-    }
-}
-
-/* Read into a pipe and pass it on; the pipe goes back when idle. */
-static ct_end splice_step(ct_rtunnel *t, ct_rdir *d, int src, int dst,
-                          ct_end src_err, ct_end dst_err, apr_size_t max,
-                          int *moved)
-{
-    apr_size_t n;
-    apr_status_t rv;
-    apr_size_t want;
-    int err;
-
-    want = d->pipe->p.capacity - d->pipe->p.pending;
-    want = max < want ? max : want;
-    rv = ct_splice_in(&d->pipe->p, src, want, &n);
-    if (rv == APR_SUCCESS) {
-        bw_charge(t, d == &t->dir[0] ? 0 : 1, n);
-        *moved = 1;
-        t->last = apr_time_now();
-        first_byte(t, d);
-        err = flush_pipe(t, d, dst);
-        if (err != 0 && err != EAGAIN) {
-            return dst_err;
-        }
-        if (n < want) {
-            /* The socket is dry: ask it again on the next readiness, not
-             * now (one syscall saved per message), and keep no pipe. */
-            d->drained = 1;
-            if (d->pipe->p.pending == 0) {
-                give_pipe(t->owner, d);
-            }
-        }
-        return CT_END_NONE;
-    }
-    if (APR_STATUS_IS_EOF(rv)) {
-        d->eof = 1;
-        *moved = 1;
-    }
-    else if (APR_STATUS_IS_EAGAIN(rv)) {
-        d->drained = 1;
-    }
-    else {
-        return src_err;
-    }
-    give_pipe(t->owner, d);
-    return CT_END_NONE;
-}
-
-/* Write what the direction holds; 0, EAGAIN or an error. */
-static int flush_dir(ct_rtunnel *t, ct_rdir *d, int dst)
-{
-    while (d->len > 0) {
-        ssize_t n = send(dst, d->pend->data + d->off, d->len,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-
-        if (n < 0) {
-            return errno == EINTR ? 0 : errno;
-        }
-        d->off += (apr_uint32_t)n;
-        d->len -= (apr_uint32_t)n;
-        d->bytes += (apr_uint64_t)n;
-        t->last = apr_time_now();
-    }
-    give_buf(t->owner, d);
-    return 0;
+    env->take_pipe = t->zero_copy ? take_pipe : NULL;
+    env->give_pipe = give_pipe;
+    env->take_buf = take_buf;
+    env->give_buf = give_buf;
+    env->ctx = t->owner;
+    env->scratch = t->owner->scratch;
+    env->bufsize = CT_REACTOR_BUFSIZE;
+    env->pipesize = CT_REACTOR_PIPE;
+    env->budget = t->lim ? bw_room : NULL;
+    env->bctx = t;
 }
 
 /* One step of direction i; sets *moved when anything happened. */
 static ct_end step(ct_rtunnel *t, int i, int *moved)
 {
-    ct_rdir *d = &t->dir[i];
-    int src = t->fd[i], dst = t->fd[1 - i];
-    ct_end src_err = i == 0 ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
-    ct_end dst_err = i == 0 ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
-    apr_size_t room;
-    ssize_t n, put;
-    int rv;
+    ct_dir_env env;
+    ct_dir_io io;
 
-    if (d->len > 0) {
-        rv = flush_dir(t, d, dst);
-        if (rv != 0 && rv != EAGAIN && rv != EWOULDBLOCK) {
-            return dst_err;
+    dir_env(t, &env);
+    memset(&io, 0, sizeof(io));
+    io.src = t->fd[i];
+    io.dst = t->fd[1 - i];
+    io.nohalfclose = t->nohalfclose;
+    switch (ct_dir_step(&t->dir[i], &env, &io)) {
+    case CT_DIR_HALF_CLOSED:
+        return CT_END_HALF_CLOSED;
+    case CT_DIR_SRC_ERROR:
+        return i == 0 ? CT_END_CLIENT_ERROR : CT_END_ORIGIN_ERROR;
+    case CT_DIR_DST_ERROR:
+        return i == 0 ? CT_END_ORIGIN_ERROR : CT_END_CLIENT_ERROR;
+    case CT_DIR_OK:
+        break;
+    }
+    bw_charge(t, i, io.in);
+    if (io.in > 0 || io.out > 0) {
+        t->last = apr_time_now();
+        if (i == 1 && io.in > 0 && t->first_down == 0) {
+            t->first_down = t->last;
         }
-        if (d->len > 0) {
-            return CT_END_NONE;
-        }
-        /* Its source was not watched while bytes were held: read it. */
-        d->drained = 0;
-        *moved = 1;
     }
-    if (d->pipe && d->pipe->p.pending > 0) {
-        rv = flush_pipe(t, d, dst);
-        if (rv != 0 && rv != EAGAIN) {
-            return dst_err;
-        }
-        if (d->pipe->p.pending > 0) {
-            return CT_END_NONE;
-        }
-        d->drained = 0;
-        *moved = 1;
-    }
-    if (d->eof) {
-        give_pipe(t->owner, d);
-        if (!d->shut) {
-            if (t->nohalfclose) {
-                return CT_END_HALF_CLOSED;
-            }
-            (void)shutdown(dst, SHUT_WR);
-            d->shut = 1;
-            *moved = 1;
-        }
-        return CT_END_NONE;
-    }
-    if (d->drained) {
-        return CT_END_NONE;
-    }
-    room = bw_room(t, i, t->zero_copy ? CT_REACTOR_PIPE : CT_REACTOR_BUFSIZE);
-    if (room == 0) {
-        return CT_END_NONE;
-    }
-    if (t->zero_copy && (d->pipe || (d->pipe = take_pipe(t->owner)))) {
-        return splice_step(t, d, src, dst, src_err, dst_err, room, moved);
-    }
-    room = room < CT_REACTOR_BUFSIZE ? room : CT_REACTOR_BUFSIZE;
-    n = recv(src, t->owner->scratch, room, MSG_DONTWAIT);
-    if (n == 0) {
-        d->eof = 1;
-        *moved = 1;
-        return CT_END_NONE;
-    }
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            d->drained = 1;
-            return CT_END_NONE;
-        }
-        return src_err;
-    }
-    *moved = 1;
-    t->last = apr_time_now();
-    first_byte(t, d);
-    bw_charge(t, i, (apr_size_t)n);
-    d->drained = (apr_size_t)n < room;
-    put = send(dst, t->owner->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (put < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return dst_err;
-        }
-        put = 0;
-    }
-    d->bytes += (apr_uint64_t)put;
-    if (put < n) {
-        /* The sink is full: keep the rest, read no more until it drains. */
-        d->pend = ct_rtunnel_take_buf(t->owner);
-        d->off = 0;
-        d->len = (apr_uint32_t)(n - put);
-        memcpy(d->pend->data, t->owner->scratch + put, d->len);
-    }
+    *moved |= io.moved;
     return CT_END_NONE;
 }
 
@@ -491,7 +346,7 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
     for (side = 0; side < 2; side++) {
         ct_rdir *d = &t->dir[side];
 
-        if (d->eof && !d->shut && held(d) == 0
+        if (d->eof && !d->shut && ct_dir_held(d) == 0
             && (end = step(t, side, &moved)) != CT_END_NONE) {
             return end;
         }
@@ -503,10 +358,11 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
         ct_rdir *in = &t->dir[side], *out = &t->dir[1 - side];
         apr_uint32_t events = 0;
 
-        if (!in->eof && held(in) == 0 && !in->throttled) {
+        if (!in->eof && ct_dir_held(in) == 0
+            && !(t->lim && t->lim->wait[side].throttled)) {
             events |= EPOLLIN;
         }
-        if (held(out) > 0) {
+        if (ct_dir_held(out) > 0) {
             events |= EPOLLOUT;
         }
         if ((rv = set_events(t, side, events)) != 0) {
@@ -525,11 +381,12 @@ ct_end ct_rtunnel_pump(ct_rtunnel *t, unsigned int readable)
 
 void ct_rtunnel_release(ct_rtunnel *t)
 {
+    ct_dir_env env;
     int i;
 
+    dir_env(t, &env);
     for (i = 0; i < 2; i++) {
-        give_buf(t->owner, &t->dir[i]);
-        give_pipe(t->owner, &t->dir[i]);
+        ct_dir_release(&t->dir[i], &env);
     }
 }
 
@@ -548,7 +405,7 @@ void ct_rtunnel_adopt_pipe(ct_rtunnel *t, int i, int rfd, int wfd,
     rp->p.pending = pending;
     rp->p.capacity = capacity;
     ct_reactor_pipe_add();
-    t->dir[i].pipe = rp;
+    t->dir[i].pipe = &rp->p;
 }
 
 void ct_rtunnel_close_pipes(ct_reactor *re)

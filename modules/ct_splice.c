@@ -78,16 +78,17 @@ apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size)
     return APR_SUCCESS;
 }
 
-apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t max,
-                         apr_size_t *n)
+apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t len,
+                          apr_size_t *n)
 {
-    apr_size_t room = pp->capacity - pp->pending;
     ssize_t got;
 
     *n = 0;
+    if (len > pp->capacity - pp->pending) {
+        len = pp->capacity - pp->pending;
+    }
     do {
-        got = splice(src, NULL, pp->wfd, NULL, max < room ? max : room,
-                     CT_SPLICE_FLAGS);
+        got = splice(src, NULL, pp->wfd, NULL, len, CT_SPLICE_FLAGS);
     } while (got < 0 && errno == EINTR);
     if (got > 0) {
         pp->pending += (apr_size_t)got;
@@ -178,12 +179,12 @@ void ct_pipe_close(ct_pipe *pp)
     (void)pp;
 }
 
-apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t max,
-                         apr_size_t *n)
+apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t len,
+                          apr_size_t *n)
 {
     (void)pp;
     (void)src;
-    (void)max;
+    (void)len;
     *n = 0;
     return APR_ENOTIMPL;
 }

@@ -44,11 +44,11 @@ apr_status_t ct_pipe_open_raw(ct_pipe *pp, apr_size_t size);
 void ct_pipe_close(ct_pipe *pp);
 
 /**
- * Move what the socket src has into the pipe: at most max bytes (a
- * bandwidth budget) and at most the room left in the pipe.
+ * Move what the socket src has into the pipe, at most len bytes (no more
+ * than the room left in the pipe).
  * @return APR_SUCCESS with *n > 0, APR_EOF, APR_EAGAIN or an error
  */
-apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t max,
+apr_status_t ct_splice_in(ct_pipe *pp, int src, apr_size_t len,
                           apr_size_t *n);
 
 /**
